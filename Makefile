@@ -1,0 +1,70 @@
+# `make run` serves the studio on http://127.0.0.1:$(PORT); `make test` runs the whole suite.
+SHELL := bash
+.DEFAULT_GOAL := run
+PORT ?= 8000
+SANDBOX_PORT ?= 8001
+WEB_WORKERS ?= 2
+CELERY_CONCURRENCY ?= 2
+VENV := .venv
+BIN := $(VENV)/bin
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+# The first Python >= 3.12 on this machine (pyenv installs included).
+PYTHON := $(shell for p in python3.14 python3.13 python3.12 python3 $$HOME/.pyenv/versions/3.1[2-9]*/bin/python3; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$p"; break; }; done)
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+# The embedded broker cannot broadcast; these worker features need it.
+WORKER_FLAGS := $(if $(REDIS_URL),,--without-gossip --without-mingle --without-heartbeat)
+
+.PHONY: run install test sandbox worker lint typecheck bench clean
+
+.tools/bin/uv:
+	@test -n "$(PYTHON)" || { echo "Studio needs Python 3.12 or newer on PATH." >&2; exit 1; }
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$(PYTHON)"
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@if [ -z "$$STABILITY_API_KEY" ] && [ ! -s var/sandbox.key ]; then \
+		$(BIN)/python manage.py sandbox_key --credits 1000 --email studio@localhost > var/sandbox.key.tmp && \
+		mv var/sandbox.key.tmp var/sandbox.key && echo "Created a sandbox API key with 1,000 credits."; fi
+	@trap 'kill 0' INT TERM EXIT; \
+	PORT=$(PORT) $(BIN)/celery -A studio worker --loglevel INFO --concurrency $(CELERY_CONCURRENCY) $(WORKER_FLAGS) & \
+	PORT=$(PORT) $(BIN)/gunicorn studio.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --threads 8 \
+		--worker-class gthread --timeout 300 --access-logfile - & \
+	sleep 2; echo; echo "  Studio is running: open http://127.0.0.1:$(PORT)  (Ctrl-C stops it)"; echo; \
+	wait -n
+
+worker: install
+	$(BIN)/celery -A studio worker --loglevel INFO --concurrency $(CELERY_CONCURRENCY) $(WORKER_FLAGS)
+
+sandbox: install
+	$(BIN)/python manage.py migrate --noinput
+	@echo "Sandbox Stability v1 API on http://127.0.0.1:$(SANDBOX_PORT) (key: manage.py sandbox_key --credits N)"
+	SANDBOX_STANDALONE=1 $(BIN)/gunicorn studio.wsgi --bind 127.0.0.1:$(SANDBOX_PORT) --workers 2 --threads 8 \
+		--worker-class gthread --timeout 300 --access-logfile -
+
+test: install
+	@test -x /usr/bin/chromium || echo "note: browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)" >&2
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy .
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .tools var

@@ -1,0 +1,70 @@
+"""Which engines and sizes the create form offers: the API's engine list (cached) and each engine's rule."""
+
+import logging
+import math
+from fractions import Fraction
+
+from django.conf import settings
+from django.core.cache import cache
+
+from accounts.models import Team
+from accounts.services import team_client
+from generations.stability.contract import ENGINES
+from generations.stability.types import StabilityError
+
+logger = logging.getLogger(__name__)
+
+ASPECTS = ((1, 1), (4, 3), (3, 2), (16, 9), (3, 4), (2, 3), (9, 16))
+
+
+def engine_choices(team: Team) -> list[tuple[str, str]]:
+    """Generation engines the key can use, as (id, name); the known list when the API can't be asked."""
+    known = [(spec.id, spec.name) for spec in ENGINES.values() if spec.generates]
+    client = team_client(team, interactive=True)
+    if client is None:
+        return known
+    key = f"engines:{client.host}:{client.organization}"
+    if (cached := cache.get(key)) is not None:
+        return cached
+    try:
+        listed = {engine.id: engine.name for engine in client.list_engines()}
+    except StabilityError as exc:
+        logger.warning("engine list unavailable, offering the known engines: %s", exc)
+        return known
+    choices = [(engine_id, name) for engine_id, name in listed.items() if engine_id in dict(known)] or known
+    cache.set(key, choices, settings.STABILITY_ENGINES_CACHE_SECONDS)
+    return choices
+
+
+def _label(width: int, height: int, aspect: tuple[int, int] | None = None) -> str:
+    """The aspect a person asked for (sizes are rounded to multiples of 64), else the exact ratio."""
+    if aspect is None:
+        ratio = Fraction(width, height)
+        aspect = (ratio.numerator, ratio.denominator)
+    return f"{aspect[0]}:{aspect[1]} ({width}×{height})"
+
+
+def size_choices(engine_id: str) -> list[tuple[str, str]]:
+    """Aspect-ratio choices valid for the engine, as ("WxH", "4:3 (1152×896)"), the default first."""
+    spec = ENGINES.get(engine_id)
+    if spec is None or spec.size_rule is None:
+        return []
+    rule = spec.size_rule
+    if rule.sizes:
+        return [(f"{w}x{h}", _label(w, h)) for w, h in rule.sizes]
+    area = spec.default_size[0] * spec.default_size[1]
+    choices: dict[str, str] = {}
+    for across, down in ASPECTS:
+        width = round(math.sqrt(area * across / down) / 64) * 64
+        height = round(width * down / across / 64) * 64
+        if rule.allows(width, height):
+            choices.setdefault(f"{width}x{height}", _label(width, height, (across, down)))
+    for side in (768, 1024):
+        if side * side > area and rule.allows(side, side):
+            choices.setdefault(f"{side}x{side}", _label(side, side))
+    return list(choices.items())
+
+
+def default_size(engine_id: str) -> str:
+    spec = ENGINES[engine_id]
+    return f"{spec.default_size[0]}x{spec.default_size[1]}"

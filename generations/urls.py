@@ -1,0 +1,14 @@
+from django.urls import path
+
+from generations import views
+
+app_name = "generations"
+urlpatterns = [
+    path("", views.create, name="create"),
+    path("jobs/<uuid:job_id>/", views.job_card, name="job-card"),
+    path("sizes/", views.sizes, name="sizes"),
+    path("gallery/", views.gallery, name="gallery"),
+    path("images/<uuid:image_id>/", views.image_detail, name="image-detail"),
+    path("images/<uuid:image_id>/download/", views.image_download, name="image-download"),
+    path("media/<path:path>", views.media, name="media"),
+]

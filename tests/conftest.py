@@ -1,0 +1,130 @@
+"""Fixtures shared by every test package: a live sandbox over real HTTP and keys with credits."""
+
+from collections.abc import Callable
+
+import pytest
+
+
+@pytest.fixture
+def sandbox_url(live_server) -> str:
+    """The sandbox served by a real HTTP server in this test process, as Studio serves it under /sandbox."""
+    return f"{live_server.url}/sandbox"
+
+
+@pytest.fixture
+def make_sandbox_key(transactional_db) -> Callable[..., str]:
+    """A factory of sandbox API keys: make_sandbox_key(credits=100, email=...)."""
+
+    from sandbox.services import key_create
+
+    def make(credits: float = 1000, email: str = "team@example.com") -> str:
+        return key_create(credits=credits, email=email)
+
+    return make
+
+
+@pytest.fixture
+def sandbox_key(make_sandbox_key) -> str:
+    return make_sandbox_key(credits=1000)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_files_and_cache(settings, tmp_path):
+    """Each test writes media and the studio key file under its own folder and starts with a cold cache."""
+    from django.core.cache import cache
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.SANDBOX_KEY_FILE = tmp_path / "sandbox.key"
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _celery_runs_tasks_in_process():
+    """Without a worker, a task queued on commit runs in the test process (the worker tests switch this off)."""
+    from studio.celery import app
+
+    app.conf.task_always_eager = True
+    app.conf.task_eager_propagates = True
+    yield
+
+
+@pytest.fixture
+def studio_engine(settings, sandbox_url, sandbox_key) -> str:
+    """Studio pointed at the live sandbox with a funded studio key, as `make run` sets it up."""
+    settings.STABILITY_API_HOST = sandbox_url
+    settings.STABILITY_API_KEY = ""
+    settings.SANDBOX_KEY_FILE.write_text(sandbox_key)
+    return sandbox_key
+
+
+@pytest.fixture
+def user(db):
+    from tests.factories import UserFactory
+
+    return UserFactory()
+
+
+@pytest.fixture
+def authed_client(client, user):
+    client.force_login(user)
+    return client
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
+    """A real `celery worker` process on Redis, reading this test's database and calling the live sandbox."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import uuid
+    from pathlib import Path
+
+    from studio.celery import app
+
+    broker = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1"
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # so no other process's messages are picked up
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": broker,
+        "STABILITY_API_HOST": sandbox_url,
+        "STABILITY_API_KEY": "",
+        "SANDBOX_KEY_FILE": str(settings.SANDBOX_KEY_FILE),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+    }
+    env.pop("PYTEST_VERSION", None)
+    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed after the process ends
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "studio", "worker", "--pool", "threads", "--concurrency", "2",
+         "--queues", queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    saved = (app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = broker, queue, False
+    app._pool = None  # the producer pool was made for the old broker
+    try:
+        deadline = time.monotonic() + 30
+        while "ready" not in (tmp_path / "worker.log").read_text():
+            if worker.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text())
+            time.sleep(0.2)
+        yield worker
+    finally:
+        app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = saved
+        app._pool = None
+        worker.terminate()
+        worker.wait(timeout=20)
+        log.close()

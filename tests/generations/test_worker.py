@@ -1,0 +1,47 @@
+import time
+
+import pytest
+
+from accounts.services import team_balance
+from generations import services
+from generations.models import GenerationJob
+from generations.stability.contract import Prompt, price_per_image
+from generations.stability.types import TextToImageRequest
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_until_finished(job: GenerationJob, seconds: float = 60) -> GenerationJob:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.is_finished:
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job still {job.status} after {seconds} s")
+
+
+def test_a_real_worker_runs_a_job_end_to_end_against_the_sandbox(celery_worker_process):
+    user = UserFactory()
+    before = team_balance(user.team).credits
+    request = TextToImageRequest(text_prompts=(Prompt("a castle in the clouds"),), width=1024, height=1024, samples=2)
+    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-xl-1024-v1-0", request=request)
+    assert job.status == "queued"
+    job = wait_until_finished(job)
+    assert job.status == "succeeded", job.error_message
+    assert job.attempts == 1
+    assert [(i.width, i.height) for i in job.images.order_by("index")] == [(1024, 1024), (1024, 1024)]
+    assert all(i.image.storage.exists(i.image.name) for i in job.images.all())
+    price = price_per_image("stable-diffusion-xl-1024-v1-0", steps=30)
+    assert team_balance(user.team).credits == pytest.approx(before - float(price) * 2)
+
+
+def test_several_jobs_run_at_once_on_the_worker(celery_worker_process):
+    user = UserFactory()
+    request = TextToImageRequest(text_prompts=(Prompt("tide pools"),), width=512, height=512, samples=1)
+    jobs = [
+        services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request)
+        for _ in range(3)
+    ]
+    assert [wait_until_finished(job).status for job in jobs] == ["succeeded"] * 3
