@@ -50,7 +50,9 @@ def team_client(team: Team, *, interactive: bool = False) -> StabilityClient | N
     )
 
 
-NO_KEY_MESSAGE = "No Stability API key is configured. Set STABILITY_API_KEY, or run `make run` to use the sandbox."
+NO_KEY_MESSAGE = (
+    "No Stability API key is configured. Set STABILITY_API_KEY, or run `make run` to use the sandbox."
+)
 
 
 @dataclass(frozen=True)

@@ -38,12 +38,16 @@ FIELD_OF_RULE = {
 
 
 def _labelled(values: tuple[str, ...], none_label: str) -> list[tuple[str, str]]:
-    return [("", none_label)] + [(value, value.replace("_", " ").replace("-", " ").title()) for value in values]
+    return [("", none_label)] + [
+        (value, value.replace("_", " ").replace("-", " ").title()) for value in values
+    ]
 
 
 class TextToImageForm(forms.Form):
     prompt = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "A lighthouse on a cliff at dawn, oil painting"}),
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "A lighthouse on a cliff at dawn, oil painting"}
+        ),
         max_length=MAX_PROMPT_LENGTH,
         error_messages={"required": "Describe the image you want."},
     )
@@ -66,7 +70,9 @@ class TextToImageForm(forms.Form):
     samples = forms.IntegerField(label="Number of images", initial=4)
     seed = forms.IntegerField(required=False, help_text="Leave blank for a random seed.")
     steps = forms.IntegerField(initial=30)
-    cfg_scale = forms.FloatField(label="CFG scale", initial=7.0, help_text="How strictly to follow the prompt.")
+    cfg_scale = forms.FloatField(
+        label="CFG scale", initial=7.0, help_text="How strictly to follow the prompt."
+    )
     sampler = forms.ChoiceField(required=False, choices=_labelled(SAMPLERS, "Engine's choice"))
     clip_guidance_preset = forms.ChoiceField(
         label="CLIP guidance",
@@ -74,7 +80,9 @@ class TextToImageForm(forms.Form):
         choices=[(value, value.replace("_", " ").title()) for value in CLIP_GUIDANCE_PRESETS],
     )
 
-    def __init__(self, *args: Any, engines: list[tuple[str, str]], default_engine: str, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, engines: list[tuple[str, str]], default_engine: str, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["engine"].choices = engines
         ids = [engine_id for engine_id, _ in engines]
@@ -111,29 +119,31 @@ class TextToImageForm(forms.Form):
 
     def prompts(self) -> tuple[Prompt, ...]:
         data = self.cleaned_data
-        prompts = [Prompt(data["prompt"])]
+        prompts = [Prompt(data.get("prompt", ""))]
         if data.get("negative_prompt"):
             prompts.append(Prompt(data["negative_prompt"], NEGATIVE_WEIGHT))
         return (*prompts, *data.get("weighted_prompts", []))
 
     def clean(self) -> dict[str, Any]:
+        """The client's rules, on every field that parsed, so that every problem shows at once."""
         data = super().clean()
-        if self.errors:
-            return data
+        width, height = data.get("size") or (0, 0)
         self.request = TextToImageRequest(
             text_prompts=self.prompts(),
-            width=data["size"][0],
-            height=data["size"][1],
-            samples=data["samples"],
-            seed=data["seed"] or 0,
-            steps=data["steps"],
-            cfg_scale=data["cfg_scale"],
-            sampler=data["sampler"] or None,
-            clip_guidance_preset=data["clip_guidance_preset"],
-            style_preset=data["style_preset"] or None,
+            width=width,
+            height=height,
+            samples=_or(data.get("samples"), 1),
+            seed=data.get("seed") or 0,
+            steps=_or(data.get("steps"), 30),
+            cfg_scale=_or(data.get("cfg_scale"), 7.0),
+            sampler=data.get("sampler") or None,
+            clip_guidance_preset=data.get("clip_guidance_preset") or "NONE",
+            style_preset=data.get("style_preset") or None,
         )
-        for violation in self.request.violations(data["engine"]):
-            self.add_error(self._field_of(violation), _sentence(violation))
+        for violation in self.request.violations(data.get("engine", "")):
+            field = self._field_of(violation)
+            if field not in self.errors and (field != "engine" or "engine" in data):
+                self.add_error(field, _sentence(violation))
         return data
 
     def _field_of(self, violation: RuleViolation) -> str:
@@ -146,6 +156,10 @@ class TextToImageForm(forms.Form):
                 return "negative_prompt"
             return "weighted_prompts"
         return FIELD_OF_RULE.get(violation.field, "prompt")
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 def _sentence(violation: RuleViolation) -> str:

@@ -8,12 +8,13 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch, Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.views.decorators.http import require_GET, require_http_methods
 from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget, trigger_client_event
 
 from accounts.types import AuthedRequest
 from generations import services
-from generations.engines import engine_choices, size_choices
+from generations.engines import engine_choices
 from generations.forms import TextToImageForm
 from generations.models import GalleryImage, GenerationJob
 
@@ -48,15 +49,21 @@ def create(request: AuthedRequest) -> HttpResponse:
     job = services.job_create(
         team=request.user.team, user=request.user, engine_id=form.cleaned_data["engine"], request=form.request
     )
-    if request.htmx:
-        return render(request, "generations/create.html#job-card", {"job": job}, status=201)
-    return redirect("generations:create")
+    if not request.htmx:
+        return redirect("generations:create")
+    # The new card for the job list, and the form again (out of band) so earlier errors disappear.
+    response = render(request, "generations/create.html#job-card", {"job": job}, status=201)
+    form_html = render_to_string("generations/create.html#create-form", {"form": form, "oob": True}, request)
+    response.content += form_html.encode()
+    return response
 
 
 @login_required
 @require_GET
 def job_card(request: AuthedRequest, job_id: UUID) -> HttpResponse:
-    job = get_object_or_404(GenerationJob.objects.visible_to(request.user).prefetch_related("images"), pk=job_id)
+    job = get_object_or_404(
+        GenerationJob.objects.visible_to(request.user).prefetch_related("images"), pk=job_id
+    )
     if not request.htmx:
         return render(request, "generations/job_detail.html", {"job": job})
     if not job.is_finished:
@@ -95,7 +102,9 @@ def gallery(request: AuthedRequest) -> HttpResponse:
     has_more = len(page) > GALLERY_PAGE_SIZE
     page = page[:GALLERY_PAGE_SIZE]
     context = {"images": page, "next_cursor": _cursor(page[-1]) if has_more else ""}
-    template = "generations/gallery_list.html#gallery-page" if request.htmx else "generations/gallery_list.html"
+    template = (
+        "generations/gallery_list.html#gallery-page" if request.htmx else "generations/gallery_list.html"
+    )
     return render(request, template, context)
 
 
@@ -123,6 +132,8 @@ def media(request: AuthedRequest, path: str) -> FileResponse:
     if image is None:
         raise Http404("No such image")
     file = image.image if image.image.name == path else image.thumbnail
-    response = FileResponse(file.open("rb"), content_type="image/png" if file is image.image else "image/webp")
+    response = FileResponse(
+        file.open("rb"), content_type="image/png" if file is image.image else "image/webp"
+    )
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -42,7 +42,7 @@ def _isolated_files_and_cache(settings, tmp_path):
 
 @pytest.fixture(autouse=True, scope="session")
 def _celery_runs_tasks_in_process():
-    """Without a worker, a task queued on commit runs in the test process (the worker tests switch this off)."""
+    """Without a worker, a task queued on commit runs in the test process (worker tests switch it off)."""
     from studio.celery import app
 
     app.conf.task_always_eager = True
@@ -108,23 +108,44 @@ def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
     env.pop("PYTEST_VERSION", None)
     log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed after the process ends
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "studio", "worker", "--pool", "threads", "--concurrency", "2",
-         "--queues", queue, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=Path(__file__).resolve().parent.parent, env=env, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "studio",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "2",
+            "--queues",
+            queue,
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     saved = (app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager)
     app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = broker, queue, False
-    app._pool = None  # the producer pool was made for the old broker
+    app._pool = app.amqp._producer_pool = None  # the producer pools were made for the old broker
     try:
         deadline = time.monotonic() + 30
         while "ready" not in (tmp_path / "worker.log").read_text():
             if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text())
+                raise RuntimeError(
+                    "the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text()
+                )
             time.sleep(0.2)
         yield worker
     finally:
         app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = saved
-        app._pool = None
+        app._pool = app.amqp._producer_pool = None
         worker.terminate()
         worker.wait(timeout=20)
         log.close()

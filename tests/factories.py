@@ -17,7 +17,9 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        return user_signup(username=kwargs["username"], email=kwargs["email"], password="a-long-passphrase-42")
+        return user_signup(
+            username=kwargs["username"], email=kwargs["email"], password="a-long-passphrase-42"
+        )
 
 
 class GenerationJobFactory(factory.django.DjangoModelFactory):
@@ -39,7 +41,9 @@ class GalleryImageFactory(factory.django.DjangoModelFactory):
         model = GalleryImage
 
     job = factory.SubFactory(
-        GenerationJobFactory, status=GenerationJob.Status.SUCCEEDED, finished_at=factory.LazyFunction(timezone.now)
+        GenerationJobFactory,
+        status=GenerationJob.Status.SUCCEEDED,
+        finished_at=factory.LazyFunction(timezone.now),
     )
     team = factory.LazyAttribute(lambda o: o.job.team)
     created_by = factory.LazyAttribute(lambda o: o.job.created_by)

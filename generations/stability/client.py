@@ -1,7 +1,7 @@
 """The Stability v1 REST client: one method per operation, typed in and out, and the only httpx user.
 
-    client = StabilityClient(api_key="sk-...", host="https://api.stability.ai")
-    artifacts = client.text_to_image("stable-diffusion-v1-6", TextToImageRequest(text_prompts=(Prompt("a fox"),)))
+client = StabilityClient(api_key="sk-...", host="https://api.stability.ai")
+artifacts = client.text_to_image("stable-diffusion-v1-6", TextToImageRequest(text_prompts=(Prompt("a fox"),)))
 """
 
 import base64
@@ -66,14 +66,20 @@ class StabilityClient:
         self.api_key = api_key
         self.host = host.rstrip("/")
         self.organization = organization
-        self.timeout = TIMEOUT if read_timeout is None else httpx.Timeout(connect=5.0, read=read_timeout, write=60.0, pool=10.0)
+        self.timeout = (
+            TIMEOUT
+            if read_timeout is None
+            else httpx.Timeout(connect=5.0, read=read_timeout, write=60.0, pool=10.0)
+        )
         self._http = http
 
     # --- operations ----------------------------------------------------------------------------------
 
     def list_engines(self) -> list[Engine]:
         body = self._json(self._send("GET", "/v1/engines/list"))
-        return [Engine(id=e["id"], name=e["name"], description=e["description"], type=e["type"]) for e in body]
+        return [
+            Engine(id=e["id"], name=e["name"], description=e["description"], type=e["type"]) for e in body
+        ]
 
     def account(self) -> Account:
         body = self._json(self._send("GET", "/v1/user/account", organization=False))
@@ -112,7 +118,9 @@ class StabilityClient:
         )
         return self._artifacts(response)
 
-    def masking(self, engine_id: str, request: MaskingRequest, *, accept: str = "application/json") -> list[Artifact]:
+    def masking(
+        self, engine_id: str, request: MaskingRequest, *, accept: str = "application/json"
+    ) -> list[Artifact]:
         request.validate(engine_id, accept)
         response = self._send(
             "POST",
@@ -123,7 +131,9 @@ class StabilityClient:
         )
         return self._artifacts(response)
 
-    def upscale(self, engine_id: str, request: UpscaleRequest, *, accept: str = "application/json") -> list[Artifact]:
+    def upscale(
+        self, engine_id: str, request: UpscaleRequest, *, accept: str = "application/json"
+    ) -> list[Artifact]:
         request.validate(engine_id, accept)
         response = self._send(
             "POST",
@@ -148,7 +158,13 @@ class StabilityClient:
         return headers
 
     def _send(
-        self, method: str, path: str, *, accept: str = "application/json", organization: bool = True, **kwargs: Any
+        self,
+        method: str,
+        path: str,
+        *,
+        accept: str = "application/json",
+        organization: bool = True,
+        **kwargs: Any,
     ) -> httpx.Response:
         http = self._http or shared_http()
         try:

@@ -122,12 +122,7 @@ class SizeRule:
         if self.sizes:
             return list(self.sizes)
         top = self.max_side or 2048
-        return [
-            (w, h)
-            for w in range(128, top + 1, 64)
-            for h in range(128, top + 1, 64)
-            if self.allows(w, h)
-        ]
+        return [(w, h) for w in range(128, top + 1, 64) for h in range(128, top + 1, 64) if self.allows(w, h)]
 
 
 SDXL_V1_SIZES = (
@@ -218,10 +213,18 @@ ENGINES: dict[str, EngineSpec] = {
             (1024, 1024),
         ),
         EngineSpec(
-            "stable-diffusion-v1-6", "Stable Diffusion v1.6", EngineKind.GENERATE, Pricing.PIXELS_FLOORED, SD16_RULE
+            "stable-diffusion-v1-6",
+            "Stable Diffusion v1.6",
+            EngineKind.GENERATE,
+            Pricing.PIXELS_FLOORED,
+            SD16_RULE,
         ),
         EngineSpec(
-            "stable-diffusion-512-v2-1", "Stable Diffusion v2.1", EngineKind.GENERATE, Pricing.PIXELS, SD512_RULE
+            "stable-diffusion-512-v2-1",
+            "Stable Diffusion v2.1",
+            EngineKind.GENERATE,
+            Pricing.PIXELS,
+            SD512_RULE,
         ),
         EngineSpec(
             "stable-diffusion-768-v2-1",
@@ -298,7 +301,9 @@ def check_prompts(prompts: Sequence[Prompt], *, required: bool = True) -> None:
         if len(prompt.text) > MAX_PROMPT_LENGTH:
             raise RuleViolation(f"{field}.text", f"must be at most {MAX_PROMPT_LENGTH} characters")
         if not math.isfinite(prompt.weight) or abs(prompt.weight) > MAX_PROMPT_WEIGHT:
-            raise RuleViolation(f"{field}.weight", f"must be between -{MAX_PROMPT_WEIGHT:g} and {MAX_PROMPT_WEIGHT:g}")
+            raise RuleViolation(
+                f"{field}.weight", f"must be between -{MAX_PROMPT_WEIGHT:g} and {MAX_PROMPT_WEIGHT:g}"
+            )
     if not any(prompt.weight > 0 for prompt in prompts):
         raise RuleViolation("text_prompts", "at least one prompt must have a positive weight")
 
@@ -335,11 +340,17 @@ def check_size(engine: EngineSpec, width: int, height: int, *, field: str = "wid
             )
     rule = engine.size_rule
     if rule and not rule.allows(width, height):
-        raise RuleViolation(field, f"{width}x{height} is not accepted by {engine.id}: {rule.description}", rule.error)
+        raise RuleViolation(
+            field, f"{width}x{height} is not accepted by {engine.id}: {rule.description}", rule.error
+        )
 
 
 def check_strength(
-    *, mode: str, image_strength: float | None, step_schedule_start: float | None, step_schedule_end: float | None
+    *,
+    mode: str,
+    image_strength: float | None,
+    step_schedule_start: float | None,
+    step_schedule_end: float | None,
 ) -> None:
     check_choice("init_image_mode", mode, INIT_IMAGE_MODES)
     for field, value in (

@@ -37,7 +37,9 @@ class StabilityError(Exception):
 
     retryable = False
 
-    def __init__(self, message: str, *, status: int | None = None, name: str = "", error_id: str = "") -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, name: str = "", error_id: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
@@ -102,13 +104,17 @@ def image_size(data: bytes, field_name: str) -> tuple[int, int]:
         with Image.open(io.BytesIO(data)) as image:
             return image.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise RuleViolation(field_name, "must be a PNG, JPEG or WebP image", ErrorName.INVALID_MIME_TYPE) from exc
+        raise RuleViolation(
+            field_name, "must be a PNG, JPEG or WebP image", ErrorName.INVALID_MIME_TYPE
+        ) from exc
 
 
 def _check_upload(data: bytes, field_name: str) -> tuple[int, int]:
     if not data or len(data) > contract.MAX_UPLOAD_BYTES:
         raise RuleViolation(
-            field_name, f"must be between 1 byte and {contract.MAX_UPLOAD_BYTES:,} bytes", ErrorName.INVALID_FILE_SIZE
+            field_name,
+            f"must be between 1 byte and {contract.MAX_UPLOAD_BYTES:,} bytes",
+            ErrorName.INVALID_FILE_SIZE,
         )
     return image_size(data, field_name)
 
@@ -116,7 +122,9 @@ def _check_upload(data: bytes, field_name: str) -> tuple[int, int]:
 def _generation_engine(engine_id: str) -> contract.EngineSpec:
     spec = ENGINES.get(engine_id)
     if spec is None or not spec.generates:
-        raise RuleViolation("engine_id", f"{engine_id} is not an image generation engine", ErrorName.NOT_FOUND)
+        raise RuleViolation(
+            "engine_id", f"{engine_id} is not an image generation engine", ErrorName.NOT_FOUND
+        )
     return spec
 
 
@@ -269,11 +277,15 @@ class MaskingRequest(GenerationOptions):
             return
         if self.mask_image is None:
             raise RuleViolation(
-                "mask_image", f"is required when mask_source is {self.mask_source}", ErrorName.INVALID_MASK_IMAGE
+                "mask_image",
+                f"is required when mask_source is {self.mask_source}",
+                ErrorName.INVALID_MASK_IMAGE,
             )
         if _check_upload(self.mask_image, "mask_image") != (width, height):
             raise RuleViolation(
-                "mask_image", "must have the same dimensions as init_image", ErrorName.INVALID_IMAGE_DIMENSIONS
+                "mask_image",
+                "must have the same dimensions as init_image",
+                ErrorName.INVALID_IMAGE_DIMENSIONS,
             )
 
     def form_fields(self) -> dict[str, str]:

@@ -9,8 +9,12 @@ pytestmark = pytest.mark.django_db
 def test_signing_up_creates_the_user_and_their_personal_team(client):
     response = client.post(
         reverse("accounts:signup"),
-        {"username": "ada", "email": "Ada@Example.com", "password1": "a-long-passphrase-42",
-         "password2": "a-long-passphrase-42"},
+        {
+            "username": "ada",
+            "email": "Ada@Example.com",
+            "password1": "a-long-passphrase-42",
+            "password2": "a-long-passphrase-42",
+        },
     )
     assert response.status_code == 302
     user = User.objects.get(username="ada")
@@ -33,7 +37,9 @@ def test_signup_problems_are_shown_at_their_fields(client, user):
 
 
 def test_signing_in_and_out(client, user):
-    response = client.post(reverse("accounts:login"), {"username": user.username, "password": "a-long-passphrase-42"})
+    response = client.post(
+        reverse("accounts:login"), {"username": user.username, "password": "a-long-passphrase-42"}
+    )
     assert response.status_code == 302
     assert client.get(reverse("generations:gallery")).status_code == 200
     client.post(reverse("accounts:logout"))
@@ -49,8 +55,11 @@ def test_a_wrong_password_is_refused_with_a_message(client, user):
 def test_changing_the_password(authed_client, user):
     response = authed_client.post(
         reverse("accounts:password-change"),
-        {"old_password": "a-long-passphrase-42", "new_password1": "another-passphrase-77",
-         "new_password2": "another-passphrase-77"},
+        {
+            "old_password": "a-long-passphrase-42",
+            "new_password1": "another-passphrase-77",
+            "new_password2": "another-passphrase-77",
+        },
     )
     assert response.status_code == 302
     user.refresh_from_db()
@@ -89,7 +98,9 @@ def test_a_rejected_key_shows_a_notice_not_an_error_page(client, studio_engine, 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_account_page_shows_the_stability_account_behind_the_key(client, sandbox_url, make_sandbox_key, settings):
+def test_the_account_page_shows_the_stability_account_behind_the_key(
+    client, sandbox_url, make_sandbox_key, settings
+):
     from tests.factories import UserFactory
 
     settings.STABILITY_API_HOST = sandbox_url

@@ -21,7 +21,9 @@ def request(samples: int = 2, text: str = "a red fox in snow") -> TextToImageReq
 def test_a_job_runs_against_the_api_and_stores_every_artifact(studio_engine):
     user = UserFactory()
     before = team_balance(user.team).credits
-    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request(3))
+    job = services.job_create(
+        team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request(3)
+    )
     job.refresh_from_db()
     images = list(job.images.order_by("index"))
     assert job.status == "succeeded"

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -29,14 +31,28 @@ def test_the_create_page_labels_every_field(authed_client):
     response = authed_client.get(reverse("generations:create"))
     html = response.content.decode()
     assert response.status_code == 200
-    for field_id in ("prompt", "negative_prompt", "engine", "style_preset", "size", "samples", "seed", "steps",
-                     "cfg_scale", "sampler", "clip_guidance_preset", "weighted_prompts"):
+    for field_id in (
+        "prompt",
+        "negative_prompt",
+        "engine",
+        "style_preset",
+        "size",
+        "samples",
+        "seed",
+        "steps",
+        "cfg_scale",
+        "sampler",
+        "clip_guidance_preset",
+        "weighted_prompts",
+    ):
         assert f'for="id_{field_id}"' in html, field_id
     assert 'aria-label="Credit balance"' in html
 
 
 def test_an_invalid_htmx_post_swaps_the_form_back_with_errors_and_queues_nothing(authed_client):
-    response = authed_client.post(reverse("generations:create"), {**VALID, "samples": "11", "prompt": ""}, **HTMX)
+    response = authed_client.post(
+        reverse("generations:create"), {**VALID, "samples": "11", "prompt": ""}, **HTMX
+    )
     html = response.content.decode()
     assert response.status_code == 200
     assert response["HX-Retarget"] == "#create-form"
@@ -76,7 +92,7 @@ def test_a_finished_job_card_stops_polling_and_refreshes_the_balance(authed_clie
     html = response.content.decode()
     assert response.status_code == 286
     assert "hx-trigger" not in html
-    assert response["HX-Trigger"] == "balance-changed"
+    assert "balance-changed" in json.loads(response["HX-Trigger"])
     assert reverse("generations:image-detail", args=[image.pk]) in html
 
 
@@ -95,7 +111,9 @@ def test_another_teams_job_is_not_found(authed_client):
 
 
 def test_the_size_field_changes_with_the_engine(authed_client):
-    response = authed_client.get(reverse("generations:sizes"), {"engine": "stable-diffusion-xl-1024-v1-0"}, **HTMX)
+    response = authed_client.get(
+        reverse("generations:sizes"), {"engine": "stable-diffusion-xl-1024-v1-0"}, **HTMX
+    )
     html = response.content.decode()
     assert 'value="1152x896"' in html
     assert 'value="512x512"' not in html
@@ -125,7 +143,9 @@ def test_the_gallery_shows_only_the_teams_images(authed_client, user):
 
 
 @pytest.mark.parametrize("count", [3, 60])
-def test_the_gallery_costs_the_same_queries_for_any_size(authed_client, user, count, django_assert_num_queries):
+def test_the_gallery_costs_the_same_queries_for_any_size(
+    authed_client, user, count, django_assert_num_queries
+):
     for _ in range(count):
         GalleryImageFactory(job__created_by=user)
     # session, user, team, images page
@@ -133,7 +153,9 @@ def test_the_gallery_costs_the_same_queries_for_any_size(authed_client, user, co
         authed_client.get(reverse("generations:gallery"))
 
 
-def test_the_create_page_costs_a_fixed_number_of_queries(authed_client, user, django_assert_num_queries, settings):
+def test_the_create_page_costs_a_fixed_number_of_queries(
+    authed_client, user, django_assert_num_queries, settings
+):
     settings.STABILITY_API_KEY = ""  # no key: the engine list falls back without a network call
     for _ in range(5):
         GalleryImageFactory(job__created_by=user)
@@ -156,7 +178,15 @@ def test_media_is_served_only_to_the_images_team(client, user):
 def test_the_detail_page_shows_every_parameter_and_offers_the_png(authed_client, user):
     image = GalleryImageFactory(job__created_by=user, job__seed=42, job__style_preset="anime", seed=42)
     html = authed_client.get(reverse("generations:image-detail", args=[image.pk])).content.decode()
-    for fact in ("a lighthouse on a cliff", "stable-diffusion-v1-6", "512 × 512", "42", "SUCCESS", "anime", "NONE"):
+    for fact in (
+        "a lighthouse on a cliff",
+        "stable-diffusion-v1-6",
+        "512 × 512",
+        "42",
+        "SUCCESS",
+        "anime",
+        "NONE",
+    ):
         assert fact in html
     download = authed_client.get(reverse("generations:image-download", args=[image.pk]))
     assert download.status_code == 200

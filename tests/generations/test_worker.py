@@ -25,8 +25,12 @@ def wait_until_finished(job: GenerationJob, seconds: float = 60) -> GenerationJo
 def test_a_real_worker_runs_a_job_end_to_end_against_the_sandbox(celery_worker_process):
     user = UserFactory()
     before = team_balance(user.team).credits
-    request = TextToImageRequest(text_prompts=(Prompt("a castle in the clouds"),), width=1024, height=1024, samples=2)
-    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-xl-1024-v1-0", request=request)
+    request = TextToImageRequest(
+        text_prompts=(Prompt("a castle in the clouds"),), width=1024, height=1024, samples=2
+    )
+    job = services.job_create(
+        team=user.team, user=user, engine_id="stable-diffusion-xl-1024-v1-0", request=request
+    )
     assert job.status == "queued"
     job = wait_until_finished(job)
     assert job.status == "succeeded", job.error_message
