@@ -101,23 +101,34 @@ def main() -> None:
         with CaptureQueriesContext(connection) as queries:
             client.get("/gallery/")
         median, p95 = timed(lambda c=client: c.get("/gallery/"), 30)
-        rows.append((f"Gallery page, team with {count:,} images", f"{median:.1f} ms median, {p95:.1f} ms p95, "
-                     f"{len(queries)} queries"))
+        rows.append(
+            (
+                f"Gallery page, team with {count:,} images",
+                f"{median:.1f} ms median, {p95:.1f} ms p95, {len(queries)} queries",
+            )
+        )
     client = Client()
     client.force_login(small)
     median, p95 = timed(lambda: client.get("/?engine=stable-diffusion-v1-6"), 30)
     rows.append(("Create page (engine list cached)", f"{median:.1f} ms median, {p95:.1f} ms p95"))
 
     api = Client(HTTP_AUTHORIZATION=f"Bearer {settings.SANDBOX_KEY_FILE.read_text()}")
-    for engine, size in (("stable-diffusion-v1-6", (512, 512)), ("stable-diffusion-xl-1024-v1-0", (1024, 1024))):
+    for engine, size in (
+        ("stable-diffusion-v1-6", (512, 512)),
+        ("stable-diffusion-xl-1024-v1-0", (1024, 1024)),
+    ):
         body = {"text_prompts": [{"text": "a lighthouse"}], "width": size[0], "height": size[1], "seed": 7}
         url = f"/sandbox/v1/generation/{engine}/text-to-image"
         tracemalloc.start()
         median, p95 = timed(lambda u=url, b=body: api.post(u, b, content_type="application/json"), 10)
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-        rows.append((f"Sandbox text-to-image, 1 image {size[0]}x{size[1]}",
-                     f"{median:.0f} ms median, {p95:.0f} ms p95, {peak:.0f} MiB peak Python memory"))
+        rows.append(
+            (
+                f"Sandbox text-to-image, 1 image {size[0]}x{size[1]}",
+                f"{median:.0f} ms median, {p95:.0f} ms p95, {peak:.0f} MiB peak Python memory",
+            )
+        )
 
     table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}"

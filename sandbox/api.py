@@ -71,9 +71,12 @@ Operation = Callable[..., HttpResponse]
 
 
 def operation(
-    method: str, *, organization_header: bool = True
+    method: str, *, organization_header: bool = True, foreign_org_status: int = 403
 ) -> Callable[[Operation], Callable[..., HttpResponse]]:
-    """Wrap a view as a v1 operation: it receives the caller and answers every failure in the v1 shape."""
+    """Wrap a view as a v1 operation: it receives the caller and answers every failure in the v1 shape.
+
+    An Organization the key has no part in is 403 where the spec declares 403; engines/list and
+    user/balance declare only 401 for a key that may not act, so there it is 401."""
 
     def decorate(view: Operation) -> Callable[..., HttpResponse]:
         @csrf_exempt
@@ -88,7 +91,7 @@ def operation(
                 services.rate_limit_count(key)
                 Faults.of(key).apply()
                 org_id = request.headers.get("Organization", "") if organization_header else ""
-                caller = Caller(key, services.organization_for(key, org_id))
+                caller = Caller(key, services.organization_for(key, org_id, foreign_org_status))
                 response = view(request, caller, **kwargs)
             except ApiError as error:
                 response = error_response(error)

@@ -74,13 +74,17 @@ def rate_limit_count(key: ApiKey) -> None:
         )
 
 
-def organization_for(key: ApiKey, organization_id: str) -> Organization:
+def organization_for(key: ApiKey, organization_id: str, refusal_status: int = 403) -> Organization:
     memberships = key.account.memberships.select_related("organization")
     membership = (
         memberships.filter(organization_id=organization_id).first()
         if organization_id
         else memberships.filter(is_default=True).first()
     )
+    if membership is None and refusal_status == 401:
+        raise ApiError(
+            401, ErrorName.UNAUTHORIZED, f"This key cannot act for organization {organization_id}."
+        )
     if membership is None:
         raise ApiError(403, ErrorName.PERMISSION_DENIED, "You do not have permission to access this resource")
     return membership.organization

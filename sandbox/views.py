@@ -111,7 +111,7 @@ def _open(data: bytes) -> Image.Image:
     return image
 
 
-@operation("GET")
+@operation("GET", foreign_org_status=401)
 def engines_list(request: HttpRequest, caller: Caller) -> HttpResponse:
     engines = [
         {"id": spec.id, "name": spec.name, "description": spec.description, "type": "PICTURE"}
@@ -139,7 +139,7 @@ def user_account(request: HttpRequest, caller: Caller) -> HttpResponse:
     return JsonResponse(body)
 
 
-@operation("GET")
+@operation("GET", foreign_org_status=401)
 def user_balance(request: HttpRequest, caller: Caller) -> HttpResponse:
     caller.organization.refresh_from_db(fields=["credits"])
     return JsonResponse({"credits": float(caller.organization.credits)})
