@@ -142,6 +142,12 @@ def _isometric(image: Image.Image) -> Image.Image:
     return out
 
 
+def _vignette(image: Image.Image) -> Image.Image:
+    """Darker corners, as through a lens."""
+    shade = Image.radial_gradient("L").resize(image.size).point(lambda v: 255 - int(v * 0.8))
+    return ImageChops.multiply(image, Image.merge("RGB", (shade, shade, shade)))
+
+
 def _tile(image: Image.Image) -> Image.Image:
     quarter = image.crop((0, 0, image.width // 2, image.height // 2))
     top = Image.new("RGB", image.size)
@@ -157,7 +163,9 @@ STYLES: dict[str, Callable[[Image.Image], Image.Image]] = {
     "anime": lambda im: ImageOps.posterize(im.filter(ImageFilter.SMOOTH_MORE), 3).filter(
         ImageFilter.EDGE_ENHANCE
     ),
-    "photographic": lambda im: ImageEnhance.Contrast(im.filter(ImageFilter.GaussianBlur(1.5))).enhance(1.1),
+    "photographic": lambda im: _vignette(
+        ImageEnhance.Contrast(im.filter(ImageFilter.GaussianBlur(1.5))).enhance(1.3)
+    ),
     "digital-art": lambda im: ImageEnhance.Color(im).enhance(1.8).filter(ImageFilter.EDGE_ENHANCE_MORE),
     "comic-book": _comic,
     "fantasy-art": lambda im: Image.blend(

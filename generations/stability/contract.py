@@ -330,16 +330,16 @@ def check_samples_accept(samples: int, accept: str) -> None:
         )
 
 
-def check_size(engine: EngineSpec, width: int, height: int, *, field: str = "width/height") -> None:
-    """The universal rule (multiples of 64, at least 128), then the engine's own."""
+def check_size(engine: EngineSpec | None, width: int, height: int, *, field: str = "width/height") -> None:
+    """The universal rule (multiples of 64, at least 128), then the engine's own when it is known."""
     for name, value in (("width", width), ("height", height)):
         if value < 128 or value % 64:
             label = name if field == "width/height" else field
             raise RuleViolation(
                 label, "must be a multiple of 64 and at least 128", ErrorName.INVALID_HEIGHT_OR_WIDTH
             )
-    rule = engine.size_rule
-    if rule and not rule.allows(width, height):
+    rule = engine.size_rule if engine else None
+    if engine and rule and not rule.allows(width, height):
         raise RuleViolation(
             field, f"{width}x{height} is not accepted by {engine.id}: {rule.description}", rule.error
         )
@@ -363,7 +363,7 @@ def check_strength(
 
 
 def upscaled_size(
-    engine: EngineSpec, width: int, height: int, *, target_width: int | None, target_height: int | None
+    width: int, height: int, *, target_width: int | None, target_height: int | None
 ) -> tuple[int, int]:
     """The output size of an upscale (2x by default, or one side given), checked against the cap."""
     if target_width is not None and target_height is not None:

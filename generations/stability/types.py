@@ -119,9 +119,10 @@ def _check_upload(data: bytes, field_name: str) -> tuple[int, int]:
     return image_size(data, field_name)
 
 
-def _generation_engine(engine_id: str) -> contract.EngineSpec:
+def _generation_engine(engine_id: str) -> contract.EngineSpec | None:
+    """The engine's facts; None for an engine the contract does not know, whose rules the API applies."""
     spec = ENGINES.get(engine_id)
-    if spec is None or not spec.generates:
+    if spec is not None and not spec.generates:
         raise RuleViolation(
             "engine_id", f"{engine_id} is not an image generation engine", ErrorName.NOT_FOUND
         )
@@ -198,8 +199,12 @@ class TextToImageRequest(GenerationOptions):
 
     def checks(self, engine_id: str, accept: str) -> list[Check]:
         spec = ENGINES.get(engine_id)
-        size_check: list[Check] = [lambda: contract.check_size(spec, self.width, self.height)] if spec else []
-        return [lambda: _generation_engine(engine_id), *self.option_checks(accept), *size_check]
+        known = spec if spec and spec.generates else None
+        return [
+            lambda: _generation_engine(engine_id),
+            *self.option_checks(accept),
+            lambda: contract.check_size(known, self.width, self.height),
+        ]
 
     def to_json(self) -> dict[str, Any]:
         body = {
@@ -314,14 +319,19 @@ class UpscaleRequest:
 
     def output_size(self, engine_id: str) -> tuple[int, int]:
         spec = ENGINES.get(engine_id)
-        if spec is None or spec.generates:
+        if spec is not None and spec.generates:
             raise RuleViolation("engine_id", f"{engine_id} is not an upscale engine", ErrorName.NOT_FOUND)
         width, height = _check_upload(self.image, "image")
-        return contract.upscaled_size(spec, width, height, target_width=self.width, target_height=self.height)
+        return contract.upscaled_size(width, height, target_width=self.width, target_height=self.height)
+
+    def _takes_prompts(self, engine_id: str) -> bool:
+        """The latent upscaler takes prompts, seed, steps and cfg; so may an engine the contract lacks."""
+        spec = ENGINES.get(engine_id)
+        return spec is None or spec.kind is EngineKind.LATENT_UPSCALER
 
     def validate(self, engine_id: str, accept: str = "application/json") -> None:
         self.output_size(engine_id)
-        if ENGINES[engine_id].kind is EngineKind.LATENT_UPSCALER:
+        if self._takes_prompts(engine_id):
             contract.check_prompts(self.text_prompts, required=False)
             if self.seed is not None:
                 contract.check_range("seed", self.seed, contract.SEED_RANGE)
@@ -336,7 +346,7 @@ class UpscaleRequest:
             fields["width"] = str(self.width)
         if self.height is not None:
             fields["height"] = str(self.height)
-        if ENGINES[engine_id].kind is EngineKind.LATENT_UPSCALER:
+        if self._takes_prompts(engine_id):
             fields.update(_multipart_prompts(self.text_prompts))
             for name in ("seed", "steps", "cfg_scale"):
                 if (value := getattr(self, name)) is not None:
