@@ -73,7 +73,13 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'studio.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+RUNNING_TESTS = bool(os.environ.get("PYTEST_VERSION"))
+# Persistent connections, except under test: the live server's request threads would keep theirs open
+# and stop the test database from being dropped.
+CONN_MAX_AGE = 0 if RUNNING_TESTS else int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # gunicorn threads and the Celery worker write concurrently: WAL plus IMMEDIATE transactions
     # turn "database is locked" into a short wait. https://docs.djangoproject.com/en/6.1/ref/databases/#sqlite-notes
@@ -123,13 +129,12 @@ MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
+        # Tests and DEBUG serve static files without `collectstatic`'s manifest.
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if not (DEBUG or RUNNING_TESTS)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-if os.environ.get("PYTEST_VERSION"):
-    STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
 DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 

@@ -151,11 +151,12 @@ class GenerationOptions:
             lambda: contract.check_range("steps", self.steps, contract.STEPS_RANGE),
             lambda: contract.check_range("samples", self.samples, contract.SAMPLES_RANGE),
             lambda: contract.check_range("seed", self.seed, contract.SEED_RANGE),
-            lambda: contract.check_choice("sampler", self.sampler, contract.SAMPLERS),
+            # An empty sampler or style is not sent at all (the engine chooses), so it breaks no rule.
+            lambda: contract.check_choice("sampler", self.sampler or None, contract.SAMPLERS),
             lambda: contract.check_choice(
                 "clip_guidance_preset", self.clip_guidance_preset, contract.CLIP_GUIDANCE_PRESETS
             ),
-            lambda: contract.check_choice("style_preset", self.style_preset, contract.STYLE_PRESETS),
+            lambda: contract.check_choice("style_preset", self.style_preset or None, contract.STYLE_PRESETS),
             lambda: contract.check_samples_accept(self.samples, accept),
         ]
 
