@@ -36,7 +36,7 @@ run: install
 	@if [ -z "$$STABILITY_API_KEY" ] && [ ! -s var/sandbox.key ]; then \
 		$(BIN)/python manage.py sandbox_key --credits 1000 --email studio@localhost > var/sandbox.key.tmp && \
 		mv var/sandbox.key.tmp var/sandbox.key && echo "Created a sandbox API key with 1,000 credits."; fi
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	PORT=$(PORT) $(BIN)/celery -A studio worker --loglevel INFO --concurrency $(CELERY_CONCURRENCY) $(WORKER_FLAGS) & \
 	PORT=$(PORT) $(BIN)/gunicorn studio.wsgi --bind 127.0.0.1:$(PORT) --workers $(WEB_WORKERS) --threads 8 \
 		--worker-class gthread --timeout 300 --access-logfile - & \

@@ -82,9 +82,23 @@ def _database_url() -> str:
     return f"postgres://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
-    """A real `celery worker` process on Redis, reading this test's database and calling the live sandbox."""
+BROKERS = ["redis", "embedded"]
+
+
+def _broker(kind: str, folder) -> tuple[str, dict, list[str]]:
+    """URL, transport options and extra worker flags: Redis as in production, or the embedded SQLite
+    broker that `make run` uses (which cannot broadcast, hence no gossip, mingle or heartbeat)."""
+    import os
+
+    if kind == "redis":
+        return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1", {"visibility_timeout": 3600}, []
+    return f"sqla+sqlite:///{folder / 'broker.sqlite3'}", {}, ["--without-heartbeat"]
+
+
+@pytest.fixture(params=BROKERS)
+def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_path):
+    """A real `celery worker` process, on Redis or on the embedded broker, reading this test's database
+    and calling the live sandbox."""
     import os
     import subprocess
     import sys
@@ -94,7 +108,7 @@ def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
 
     from studio.celery import app
 
-    broker = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1"
+    broker, transport_options, flags = _broker(request.param, tmp_path)
     queue = f"test-{uuid.uuid4().hex[:8]}"  # so no other process's messages are picked up
     env = {
         **os.environ,
@@ -125,14 +139,17 @@ def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
             "INFO",
             "--without-gossip",
             "--without-mingle",
+            *flags,
         ],
         cwd=Path(__file__).resolve().parent.parent,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    saved = (app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager)
-    app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = broker, queue, False
+    conf = app.conf
+    saved = (conf.broker_url, conf.broker_transport_options, conf.task_default_queue, conf.task_always_eager)
+    conf.broker_url, conf.broker_transport_options, conf.task_default_queue = broker, transport_options, queue
+    conf.task_always_eager = False
     app._pool = app.amqp._producer_pool = None  # the producer pools were made for the old broker
     try:
         deadline = time.monotonic() + 30
@@ -144,7 +161,9 @@ def celery_worker_process(studio_engine, sandbox_url, settings, tmp_path):
             time.sleep(0.2)
         yield worker
     finally:
-        app.conf.broker_url, app.conf.task_default_queue, app.conf.task_always_eager = saved
+        conf.broker_url, conf.broker_transport_options, conf.task_default_queue, conf.task_always_eager = (
+            saved
+        )
         app._pool = app.amqp._producer_pool = None
         worker.terminate()
         worker.wait(timeout=20)
