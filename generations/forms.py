@@ -88,7 +88,7 @@ class TextToImageForm(forms.Form):
         ids = [engine_id for engine_id, _ in engines]
         initial_engine = default_engine if default_engine in ids else ids[0]
         self.fields["engine"].initial = initial_engine
-        chosen = self.data.get("engine") if self.is_bound else initial_engine
+        chosen = self.data.get("engine") if self.is_bound else self.initial.get("engine", initial_engine)
         if chosen not in ids:
             chosen = initial_engine
         sizes = size_choices(chosen)

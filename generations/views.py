@@ -1,6 +1,7 @@
 import base64
 import binascii
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -22,9 +23,12 @@ GALLERY_PAGE_SIZE = 24
 RECENT_JOBS = 8
 
 
-def _form(request: AuthedRequest, data: dict | None = None) -> TextToImageForm:
+def _form(request: AuthedRequest, data: dict | None = None, **kwargs: Any) -> TextToImageForm:
     return TextToImageForm(
-        data, engines=engine_choices(request.user.team), default_engine=settings.STABILITY_DEFAULT_ENGINE
+        data,
+        engines=engine_choices(request.user.team),
+        default_engine=settings.STABILITY_DEFAULT_ENGINE,
+        **kwargs,
     )
 
 
@@ -76,7 +80,7 @@ def job_card(request: AuthedRequest, job_id: UUID) -> HttpResponse:
 @require_GET
 def sizes(request: AuthedRequest) -> HttpResponse:
     """The size select for the engine chosen in the form."""
-    form = _form(request, {"engine": request.GET.get("engine", "")})
+    form = _form(request, initial={"engine": request.GET.get("engine", "")})
     return render(request, "generations/create.html#size-field", {"form": form})
 
 

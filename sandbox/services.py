@@ -19,11 +19,7 @@ def key_create(*, credits: float, email: str = "sandbox@example.com") -> str:
     """A new key for the account with this email (made on first use), its default organization funded."""
     account = Account.objects.filter(email=email).first()
     if account is None:
-        account = Account.objects.create(
-            id=f"user-{secrets.token_hex(6)}",
-            email=email,
-            profile_picture=f"https://www.gravatar.com/avatar/{secrets.token_hex(16)}?d=identicon",
-        )
+        account = Account.objects.create(id=f"user-{secrets.token_hex(6)}", email=email)
         organization = Organization.objects.create(
             id=f"org-{secrets.token_hex(6)}", name=f"{email.split('@')[0]}'s organization", credits=Decimal(0)
         )

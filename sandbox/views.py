@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.templatetags.static import static
 from PIL import Image
 
 from generations.stability.contract import ENGINES, EngineSpec, ErrorName, price_per_image
@@ -134,8 +135,10 @@ def user_account(request: HttpRequest, caller: Caller) -> HttpResponse:
             for m in memberships
         ],
     }
-    if account.profile_picture:
-        body["profile_picture"] = account.profile_picture
+    # A picture served by this server, so that the sandbox works with no network.
+    body["profile_picture"] = account.profile_picture or request.build_absolute_uri(
+        static("img/sandbox-avatar.svg")
+    )
     return JsonResponse(body)
 
 

@@ -1,5 +1,6 @@
 """The Stability client against the live sandbox, over real HTTP: every operation and every error class."""
 
+import httpx
 import pytest
 
 from generations.stability.client import StabilityClient
@@ -46,7 +47,8 @@ def test_account_shows_the_keys_account_and_default_organization(sandbox_url, ma
     account = client.account()
     assert account.email == "lee@studio.test"
     assert account.id.startswith("user-")
-    assert account.profile_picture
+    picture = httpx.get(account.profile_picture)  # served locally: the sandbox needs no network
+    assert picture.status_code == 200 and picture.headers["Content-Type"].startswith("image/")
     (organization,) = account.organizations
     assert organization.is_default and organization.id.startswith("org-") and organization.role == "OWNER"
     assert client.balance() == 3

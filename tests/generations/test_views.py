@@ -117,6 +117,7 @@ def test_the_size_field_changes_with_the_engine(authed_client):
     html = response.content.decode()
     assert 'value="1152x896"' in html
     assert 'value="512x512"' not in html
+    assert "This field is required" not in html  # a fresh choice, not a form with errors
 
 
 def test_the_gallery_pages_newest_first_with_a_revealed_trigger(authed_client, user):
