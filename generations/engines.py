@@ -14,6 +14,7 @@ from generations.stability.types import StabilityError
 
 logger = logging.getLogger(__name__)
 
+UNAVAILABLE_CACHE_SECONDS = 30
 ASPECTS = ((1, 1), (4, 3), (3, 2), (16, 9), (3, 4), (2, 3), (9, 16))
 
 
@@ -30,6 +31,8 @@ def engine_choices(team: Team) -> list[tuple[str, str]]:
         listed = {engine.id: engine.name for engine in client.list_engines()}
     except StabilityError as exc:
         logger.warning("engine list unavailable, offering the known engines: %s", exc)
+        # Remember the fallback briefly, so that pages do not wait on an unreachable API each time.
+        cache.set(key, known, UNAVAILABLE_CACHE_SECONDS)
         return known
     choices = [(engine_id, name) for engine_id, name in listed.items() if engine_id in dict(known)] or known
     cache.set(key, choices, settings.STABILITY_ENGINES_CACHE_SECONDS)
