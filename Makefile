@@ -54,6 +54,8 @@ sandbox: install
 
 test: install
 	@test -x /usr/bin/chromium || echo "note: browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)" >&2
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
 	$(BIN)/pytest
 
 lint: install

@@ -2,7 +2,7 @@
 form refuses exactly what the API would, and says so next to the field."""
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -84,7 +84,7 @@ class TextToImageForm(forms.Form):
         self, *args: Any, engines: list[tuple[str, str]], default_engine: str, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["engine"].choices = engines
+        cast(forms.ChoiceField, self.fields["engine"]).choices = engines
         ids = [engine_id for engine_id, _ in engines]
         initial_engine = default_engine if default_engine in ids else ids[0]
         self.fields["engine"].initial = initial_engine
@@ -96,7 +96,7 @@ class TextToImageForm(forms.Form):
         submitted = self.data.get("size", "") if self.is_bound else ""
         if submitted and submitted not in dict(sizes):
             sizes = [*sizes, (submitted, submitted)]
-        self.fields["size"].choices = sizes
+        cast(forms.ChoiceField, self.fields["size"]).choices = sizes
         self.fields["size"].initial = default_size(chosen)
 
     def clean_size(self) -> tuple[int, int]:
@@ -126,7 +126,8 @@ class TextToImageForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         """The client's rules, on every field that parsed, so that every problem shows at once."""
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         width, height = data.get("size") or (0, 0)
         self.request = TextToImageRequest(
             text_prompts=self.prompts(),

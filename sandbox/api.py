@@ -5,7 +5,8 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -30,14 +31,15 @@ class Faults:
     @classmethod
     def parse(cls, text: str) -> "Faults":
         """`latency_ms=200,jitter_ms=100,error_rate=0.1` (SANDBOX_FAULTS); unknown names are an error."""
-        types = {f.name: f.type for f in fields(cls)}
-        values: dict[str, float] = {}
+        known = {f.name for f in fields(cls)}
+        faults = cls()
         for item in filter(None, (part.strip() for part in text.split(","))):
-            name, _, value = item.partition("=")
-            if name.strip() not in types:
-                raise ValueError(f"SANDBOX_FAULTS: unknown fault {name!r}; known: {', '.join(types)}")
-            values[name.strip()] = float(value)
-        return cls(**{name: int(v) if types[name] in (int, "int") else v for name, v in values.items()})
+            name, _, value = (part.strip() for part in item.partition("="))
+            if name not in known:
+                raise ValueError(f"SANDBOX_FAULTS: unknown fault {name!r}; known: {', '.join(sorted(known))}")
+            number: Any = int(value) if name.endswith("_ms") else float(value)
+            faults = replace(faults, **{name: number})
+        return faults
 
     @classmethod
     def of(cls, key: ApiKey) -> "Faults":
@@ -84,7 +86,9 @@ def operation(
         def wrapped(request: HttpRequest, **kwargs: str) -> HttpResponse:
             try:
                 if request.method != method:
-                    response = error_response(ApiError(405, "method_not_allowed", f"Use {method}."))
+                    response: HttpResponse = error_response(
+                        ApiError(405, "method_not_allowed", f"Use {method}.")
+                    )
                     response["Allow"] = method
                     return response
                 key = services.key_authenticate(request.headers.get("Authorization", ""))
@@ -93,17 +97,17 @@ def operation(
                 org_id = request.headers.get("Organization", "") if organization_header else ""
                 caller = Caller(key, services.organization_for(key, org_id, foreign_org_status))
                 response = view(request, caller, **kwargs)
-            except ApiError as error:
-                response = error_response(error)
+            except ApiError as refusal:
+                response = error_response(refusal)
             except RuleViolation as violation:
                 status = 404 if violation.name == ErrorName.NOT_FOUND else 400
                 response = error_response(ApiError(status, violation.name, str(violation)))
             except Exception:
                 logger.exception("sandbox %s %s failed", request.method, request.path)
-                error = ApiError(
+                crash = ApiError(
                     500, ErrorName.SERVER_ERROR, "An unexpected server error occurred, please try again."
                 )
-                response = error_response(error)
+                response = error_response(crash)
             response["Content-Length"] = str(len(response.content))
             return response
 

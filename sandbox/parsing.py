@@ -106,19 +106,24 @@ def _form_prompts(request: HttpRequest) -> tuple[Prompt, ...]:
     parts: dict[int, dict[str, str]] = {}
     for name, value in request.POST.items():
         if match := PROMPT_FIELD.match(name):
-            parts.setdefault(int(match[1]), {})[match[2]] = value
+            parts.setdefault(int(match[1]), {})[match[2]] = str(value)
     return tuple(_prompt(str(i), parts[i].get("text"), parts[i].get("weight")) for i in sorted(parts))
 
 
-def _file(request: HttpRequest, name: str, *, required: bool = True) -> bytes | None:
+def _optional_file(request: HttpRequest, name: str) -> bytes | None:
     upload = request.FILES.get(name)
     if upload is None:
-        if required:
-            raise RuleViolation(name, "is required")
         return None
     if upload.size is None or upload.size > contract.MAX_UPLOAD_BYTES or upload.size == 0:
         raise RuleViolation(name, "has an invalid file size", ErrorName.INVALID_FILE_SIZE)
     return upload.read()
+
+
+def _file(request: HttpRequest, name: str) -> bytes:
+    data = _optional_file(request, name)
+    if data is None:
+        raise RuleViolation(name, "is required")
+    return data
 
 
 def _form_options(request: HttpRequest) -> dict[str, Any]:
@@ -150,7 +155,7 @@ def masking(request: HttpRequest) -> MaskingRequest:
     return MaskingRequest(
         text_prompts=_form_prompts(request),
         init_image=_file(request, "init_image"),
-        mask_image=_file(request, "mask_image", required=False),
+        mask_image=_optional_file(request, "mask_image"),
         **options,
     )
 

@@ -62,7 +62,7 @@ def _noise_field(rng: np.random.Generator, width: int, height: int, octaves: int
         total += amplitude
         amplitude *= 0.5
     field /= total
-    low, high = field.min(), field.max()
+    low, high = float(field.min()), float(field.max())
     return (field - low) / max(high - low, 1e-6)
 
 

@@ -214,7 +214,8 @@ def upscale(request: HttpRequest, caller: Caller, engine_id: str) -> HttpRespons
     price = price_per_image(engine_id, width=source.width, height=source.height)
     services.credits_check(caller.organization, price)
     latent = spec.kind.value == "latent-upscaler"
-    tint = tuple(int(c) for c in render.palette(prompts, engine_id)[0]) if latent and prompts else None
+    first = render.palette(prompts, engine_id)[0]
+    tint = (int(first[0]), int(first[1]), int(first[2])) if latent and prompts else None
     picture = render.upscale(source, size, latent=latent, tint=tint)
     seed = parsed.seed or _seeds(0, 1)[0]
     if flagged:
