@@ -127,9 +127,10 @@ def job_fail(*, job: GenerationJob, message: str) -> GenerationJob:
 
 
 def _job_finish(job: GenerationJob, status: str, message: str) -> GenerationJob:
+    # Forget the cached balance first: whoever sees the job finished must see what it cost.
+    team_balance_forget(job.team)
     job.status = status
     job.error_message = message
     job.finished_at = timezone.now()
     job.save(update_fields=["status", "error_message", "finished_at"])
-    team_balance_forget(job.team)
     return job
