@@ -4,6 +4,7 @@ import base64
 import io
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -12,7 +13,13 @@ from django.templatetags.static import static
 from PIL import Image
 
 from generations.stability.contract import ENGINES, EngineSpec, ErrorName, price_per_image
-from generations.stability.types import GenerationOptions, ImageToImageRequest, MaskingRequest
+from generations.stability.types import (
+    GenerationOptions,
+    ImageToImageRequest,
+    MaskingRequest,
+    TextToImageRequest,
+    UpscaleRequest,
+)
 from sandbox import parsing, render, services
 from sandbox.api import Caller, operation
 from sandbox.errors import ApiError
@@ -106,6 +113,17 @@ def _generate(
     return _answer(artifacts, accept)
 
 
+def _read[Parsed: (TextToImageRequest, ImageToImageRequest, MaskingRequest, UpscaleRequest)](
+    request: HttpRequest, engine_id: str, parse: Callable[[HttpRequest], Parsed], *, generates: bool
+) -> tuple[EngineSpec, str, Parsed]:
+    """The engine, the answer format and the request, checked by the same rules as the client's."""
+    spec = _engine(engine_id, generates=generates)
+    accept = parsing.accept_of(request)
+    parsed = parse(request)
+    parsed.validate(engine_id, accept)
+    return spec, accept, parsed
+
+
 def _open(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
@@ -150,10 +168,7 @@ def user_balance(request: HttpRequest, caller: Caller) -> HttpResponse:
 
 @operation("POST")
 def text_to_image(request: HttpRequest, caller: Caller, engine_id: str) -> HttpResponse:
-    spec = _engine(engine_id, generates=True)
-    accept = parsing.accept_of(request)
-    parsed = parsing.text_to_image(request)
-    parsed.validate(engine_id, accept)
+    spec, accept, parsed = _read(request, engine_id, parsing.text_to_image, generates=True)
     return _generate(caller, spec, parsed, (parsed.width, parsed.height), accept, lambda picture: picture)
 
 
@@ -167,10 +182,7 @@ def _change(parsed: ImageToImageRequest) -> float:
 
 @operation("POST")
 def image_to_image(request: HttpRequest, caller: Caller, engine_id: str) -> HttpResponse:
-    spec = _engine(engine_id, generates=True)
-    accept = parsing.accept_of(request)
-    parsed = parsing.image_to_image(request)
-    parsed.validate(engine_id, accept)
+    spec, accept, parsed = _read(request, engine_id, parsing.image_to_image, generates=True)
     init = _open(parsed.init_image)
     change = _change(parsed)
     return _generate(
@@ -190,10 +202,7 @@ def _replace_mask(parsed: MaskingRequest, init: Image.Image) -> Image.Image:
 
 @operation("POST")
 def masking(request: HttpRequest, caller: Caller, engine_id: str) -> HttpResponse:
-    spec = _engine(engine_id, generates=True)
-    accept = parsing.accept_of(request)
-    parsed = parsing.masking(request)
-    parsed.validate(engine_id, accept)
+    spec, accept, parsed = _read(request, engine_id, parsing.masking, generates=True)
     init = _open(parsed.init_image)
     replace = _replace_mask(parsed, init)
     return _generate(
@@ -203,10 +212,7 @@ def masking(request: HttpRequest, caller: Caller, engine_id: str) -> HttpRespons
 
 @operation("POST")
 def upscale(request: HttpRequest, caller: Caller, engine_id: str) -> HttpResponse:
-    spec = _engine(engine_id, generates=False)
-    accept = parsing.accept_of(request)
-    parsed = parsing.upscale(request)
-    parsed.validate(engine_id, accept)
+    spec, accept, parsed = _read(request, engine_id, parsing.upscale, generates=False)
     size = parsed.output_size(engine_id)
     source = _open(parsed.image)
     prompts = tuple((p.text, p.weight) for p in parsed.text_prompts)
