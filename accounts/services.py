@@ -35,7 +35,7 @@ def studio_api_key() -> str:
 
 
 # Page-facing calls (balance, account, engine list) give up quickly so a slow engine never stalls a page.
-INTERACTIVE_READ_TIMEOUT = 8.0
+INTERACTIVE_READ_TIMEOUT = 3.0
 
 
 def team_client(team: Team, *, interactive: bool = False) -> StabilityClient | None:

@@ -200,3 +200,16 @@ def test_a_filtered_image_says_so(authed_client, user):
     assert GalleryImage.objects.get(pk=image.pk).is_filtered
     html = authed_client.get(reverse("generations:image-detail", args=[image.pk])).content.decode()
     assert "safety filter" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hung_engine_does_not_take_the_pages_down(client, studio_engine, settings):
+    settings.SANDBOX_FAULTS = "hang_rate=1"
+    settings.SANDBOX_HANG_SECONDS = 6
+    client.force_login(UserFactory())
+    page = client.get(reverse("generations:create"))
+    assert page.status_code == 200
+    assert 'value="stable-diffusion-xl-1024-v1-0"' in page.content.decode()  # the known engines
+    balance = client.get(reverse("accounts:balance"), HTTP_HX_REQUEST="true")
+    assert balance.status_code == 200 and "Balance unavailable" in balance.content.decode()
+    assert "did not answer in time" in balance.content.decode()
