@@ -224,3 +224,10 @@ def test_the_sandbox_key_command_prints_only_a_working_key(capsys):
         "credits": 25.0
     }
     assert Organization.objects.get(memberships__account__email="cli@example.com").credits == 25
+
+
+def test_standalone_the_api_sits_at_the_root_as_api_stability_ai_serves_it(api, settings):
+    settings.ROOT_URLCONF = "sandbox.urls"  # what SANDBOX_STANDALONE=1 (make sandbox) selects
+    engines = api.get("/v1/engines/list")
+    assert engines.status_code == 200
+    assert "stable-diffusion-v1-6" in {engine["id"] for engine in engines.json()}
