@@ -91,7 +91,7 @@ def _broker(kind: str, folder) -> tuple[str, dict, list[str]]:
     import os
 
     if kind == "redis":
-        return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1", {"visibility_timeout": 3600}, []
+        return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1", {"visibility_timeout": 900}, []
     return f"sqla+sqlite:///{folder / 'broker.sqlite3'}", {}, ["--without-heartbeat"]
 
 
