@@ -1,6 +1,13 @@
-"""Fixtures shared by every test package: a live sandbox over real HTTP and keys with credits."""
+"""Fixtures shared by every test package: a live sandbox over real HTTP, keys with credits, workers."""
 
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -83,32 +90,24 @@ def _database_url() -> str:
 
 
 BROKERS = ["redis", "embedded"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def _broker(kind: str, folder) -> tuple[str, dict, list[str]]:
+def _broker(kind: str, folder: Path) -> tuple[str, dict, list[str]]:
     """URL, transport options and extra worker flags: Redis as in production, or the embedded SQLite
     broker that `make run` uses (which cannot broadcast, hence no gossip, mingle or heartbeat)."""
-    import os
-
     if kind == "redis":
         return os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/1", {"visibility_timeout": 900}, []
     return f"sqla+sqlite:///{folder / 'broker.sqlite3'}", {}, ["--without-heartbeat"]
 
 
-@pytest.fixture(params=BROKERS)
-def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_path):
-    """A real `celery worker` process, on Redis or on the embedded broker, reading this test's database
-    and calling the live sandbox."""
-    import os
-    import subprocess
-    import sys
-    import time
-    import uuid
-    from pathlib import Path
-
+@contextlib.contextmanager
+def running_worker(broker_kind: str, pool: str, *, sandbox_url: str, settings, folder: Path):
+    """A real `celery worker` process, reading this test's database and calling the live sandbox, with
+    this process sending to it."""
     from studio.celery import app
 
-    broker, transport_options, flags = _broker(request.param, tmp_path)
+    broker, transport_options, flags = _broker(broker_kind, folder)
     queue = f"test-{uuid.uuid4().hex[:8]}"  # so no other process's messages are picked up
     env = {
         **os.environ,
@@ -120,32 +119,28 @@ def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_pat
         "MEDIA_ROOT": str(settings.MEDIA_ROOT),
     }
     env.pop("PYTEST_VERSION", None)
-    log = open(tmp_path / "worker.log", "w")  # noqa: SIM115 - closed after the process ends
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "studio",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "2",
-            "--queues",
-            queue,
-            "--loglevel",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            *flags,
-        ],
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = folder / "worker.log"
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "studio",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        "2",
+        "--queues",
+        queue,
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        *flags,
+    ]
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     conf = app.conf
     saved = (conf.broker_url, conf.broker_transport_options, conf.task_default_queue, conf.task_always_eager)
     conf.broker_url, conf.broker_transport_options, conf.task_default_queue = broker, transport_options, queue
@@ -153,11 +148,9 @@ def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_pat
     app._pool = app.amqp._producer_pool = None  # the producer pools were made for the old broker
     try:
         deadline = time.monotonic() + 30
-        while "ready" not in (tmp_path / "worker.log").read_text():
+        while "ready" not in log_path.read_text():
             if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    "the Celery worker did not start:\n" + (tmp_path / "worker.log").read_text()
-                )
+                raise RuntimeError("the Celery worker did not start:\n" + log_path.read_text())
             time.sleep(0.2)
         yield worker
     finally:
@@ -166,5 +159,20 @@ def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_pat
         )
         app._pool = app.amqp._producer_pool = None
         worker.terminate()
-        worker.wait(timeout=20)
-        log.close()
+        worker.wait(timeout=30)
+
+
+@pytest.fixture(params=BROKERS)
+def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_path):
+    """A real worker (thread pool) on Redis, as in production, and on the embedded broker of `make run`."""
+    with running_worker(
+        request.param, "threads", sandbox_url=sandbox_url, settings=settings, folder=tmp_path
+    ) as w:
+        yield w
+
+
+@pytest.fixture
+def prefork_worker(studio_engine, sandbox_url, settings, tmp_path):
+    """A real worker with the production prefork pool on Redis, whose child processes a test may kill."""
+    with running_worker("redis", "prefork", sandbox_url=sandbox_url, settings=settings, folder=tmp_path) as w:
+        yield w

@@ -1,3 +1,6 @@
+import os
+import signal
+import subprocess
 import time
 
 import pytest
@@ -7,6 +10,7 @@ from generations import services
 from generations.models import GenerationJob
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import TextToImageRequest
+from sandbox.models import ApiKey
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -49,3 +53,24 @@ def test_several_jobs_run_at_once_on_the_worker(celery_worker_process):
         for _ in range(3)
     ]
     assert [wait_until_finished(job).status for job in jobs] == ["succeeded"] * 3
+
+
+def test_a_job_survives_its_worker_process_dying_mid_run(prefork_worker, sandbox_key):
+    """The pool child running the job is killed; the job goes back to the queue, another child runs it,
+    and its images are stored once."""
+    ApiKey.objects.filter(key=sandbox_key).update(latency_ms=4000)  # time to kill it mid-call
+    user = UserFactory()
+    request = TextToImageRequest(text_prompts=(Prompt("a lighthouse"),), width=512, height=512, samples=2)
+    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request)
+    deadline = time.monotonic() + 30
+    while GenerationJob.objects.get(pk=job.pk).status != "running":
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.1)
+    children = subprocess.run(["pgrep", "-P", str(prefork_worker.pid)], capture_output=True, text=True).stdout
+    for pid in children.split():
+        os.kill(int(pid), signal.SIGKILL)
+    ApiKey.objects.filter(key=sandbox_key).update(latency_ms=0)
+    job = wait_until_finished(job, seconds=90)
+    assert job.status == "succeeded", job.error_message
+    assert job.attempts == 2
+    assert job.images.count() == 2
