@@ -15,8 +15,10 @@ class User(AbstractUser):
     def team(self) -> "Team":
         """The team the user works in now: their personal team until team switching exists."""
         membership = self.memberships.select_related("team").order_by("created_at").first()
-        if membership is None:
-            raise Team.DoesNotExist(f"{self} belongs to no team")
+        if membership is None:  # e.g. made by `createsuperuser`, which knows nothing of teams
+            from accounts.services import personal_team_create
+
+            return personal_team_create(user=self)
         return membership.team
 
 

@@ -19,9 +19,15 @@ logger = logging.getLogger(__name__)
 def user_signup(*, username: str, email: str, password: str) -> User:
     """A new user with their personal team, which they own."""
     user = User.objects.create_user(username=username, email=email, password=password)
-    team = Team.objects.create(name=f"{username}'s team", is_personal=True)
-    Membership.objects.create(user=user, team=team, role=Membership.Role.OWNER)
+    personal_team_create(user=user)
     return user
+
+
+@transaction.atomic
+def personal_team_create(*, user: User) -> Team:
+    team = Team.objects.create(name=f"{user.username}'s team", is_personal=True)
+    Membership.objects.create(user=user, team=team, role=Membership.Role.OWNER)
+    return team
 
 
 def studio_api_key() -> str:

@@ -110,3 +110,10 @@ def test_the_account_page_shows_the_stability_account_behind_the_key(
     assert "owner@studio.test" in html
     assert "user-" in html and "org-" in html
     assert "Organizations" in html
+
+
+def test_a_user_made_by_createsuperuser_gets_a_personal_team_on_first_visit(client):
+    admin = User.objects.create_superuser("root", "root@example.com", "a-long-passphrase-42")
+    client.force_login(admin)
+    assert client.get(reverse("generations:create")).status_code == 200
+    assert Membership.objects.get(user=admin).role == "owner"
