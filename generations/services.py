@@ -2,6 +2,7 @@
 
 import io
 import logging
+from typing import Any
 from uuid import UUID
 
 from django.core.files.base import ContentFile
@@ -9,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 from PIL import Image
 
 from accounts.models import Team, User
@@ -50,8 +52,19 @@ def job_create(*, team: Team, user: User, engine_id: str, request: TextToImageRe
         clip_guidance_preset=request.clip_guidance_preset,
         style_preset=request.style_preset or "",
     )
-    job_run_task.delay_on_commit(str(job.pk))
+    transaction.on_commit(lambda: _enqueue(job_run_task, job))
     return job
+
+
+def _enqueue(task: Any, job: GenerationJob) -> None:
+    """Hand the committed job to the workers; if the broker cannot take it, fail the job visibly."""
+    try:
+        task.delay(str(job.pk))
+    except OperationalError as exc:
+        logger.error("could not queue job %s: %s", job.pk, exc)
+        job_fail(
+            job=job, message="The job queue is unreachable, so the job was not started. Try again shortly."
+        )
 
 
 def job_claim(*, job_id: UUID | str) -> GenerationJob:

@@ -150,9 +150,7 @@ CELERY_TASK_SOFT_TIME_LIMIT = 360
 CELERY_TASK_TIME_LIMIT = 420
 # Redis redelivers unacknowledged tasks after this; well above the hard time limit, so a task still
 # running is never handed to a second worker. (The SQLAlchemy transport takes no such option.)
-CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"visibility_timeout": 900} if CELERY_BROKER_URL.startswith("redis") else {}
-)
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 900} if CELERY_BROKER_URL.startswith("redis") else {}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER")
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

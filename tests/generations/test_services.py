@@ -102,3 +102,22 @@ def test_image_store_keeps_the_original_bytes(studio_engine):
     image = services.image_store(job=job, index=0, artifact=Artifact(buffer.getvalue(), 7, "SUCCESS"))
     assert image.image.open("rb").read() == buffer.getvalue()
     assert image.image.name.endswith(f"{image.pk}.png")
+
+
+def test_a_job_the_broker_cannot_take_fails_visibly_instead_of_waiting_forever(studio_engine):
+    from studio.celery import app
+
+    user = UserFactory()
+    saved = (app.conf.broker_url, app.conf.task_always_eager)
+    app.conf.broker_url, app.conf.task_always_eager = "redis://127.0.0.1:9/0", False  # nothing listens there
+    app._pool = app.amqp._producer_pool = None
+    try:
+        job = services.job_create(
+            team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request(1)
+        )
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = saved
+        app._pool = app.amqp._producer_pool = None
+    job.refresh_from_db()
+    assert job.status == "failed"
+    assert "queue is unreachable" in job.error_message
