@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from playwright.sync_api import expect, sync_playwright
 
 from generations.stability.contract import price_per_image
@@ -35,6 +36,9 @@ def page(live_server):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=ARTIFACTS / "journey-last.png", full_page=True)
         browser.close()
+        # Connections opened while Playwright's loop ran belong to that loop's context, where the test
+        # database teardown cannot see them: close them here.
+        connections.close_all()
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
