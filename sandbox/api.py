@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -49,9 +50,9 @@ class Faults:
 
     def apply(self) -> None:
         if self.latency_ms or self.jitter_ms:
-            time.sleep((self.latency_ms + random.uniform(0, self.jitter_ms)) / 1000)
+            _idle((self.latency_ms + random.uniform(0, self.jitter_ms)) / 1000)
         if random.random() < self.hang_rate:
-            time.sleep(settings.SANDBOX_HANG_SECONDS)
+            _idle(settings.SANDBOX_HANG_SECONDS)
             raise ApiError(
                 500, ErrorName.SERVER_ERROR, "An unexpected server error occurred, please try again."
             )
@@ -61,6 +62,13 @@ class Faults:
             )
         if random.random() < self.throttle_rate:
             raise ApiError(429, ErrorName.RATE_LIMIT_EXCEEDED, "Too many requests; please slow down.")
+
+
+def _idle(seconds: float) -> None:
+    """Wait without holding a database connection: a slow or hung answer must not tie one up."""
+    if not connection.in_atomic_block:
+        connection.close()
+    time.sleep(seconds)
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,7 @@ TEMPLATES = [
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'studio.sqlite3'}")
 RUNNING_TESTS = bool(os.environ.get("PYTEST_VERSION"))
-# Persistent connections, except under test: the live server's request threads would keep theirs open
-# and stop the test database from being dropped.
-CONN_MAX_AGE = 0 if RUNNING_TESTS else int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
+CONN_MAX_AGE = int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=CONN_MAX_AGE, conn_health_checks=True)
 }
