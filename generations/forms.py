@@ -129,14 +129,15 @@ class TextToImageForm(forms.Form):
         super().clean()
         data = self.cleaned_data
         width, height = data.get("size") or (0, 0)
+        # A field that did not parse has its message already; its initial value stands in for it here.
         self.request = TextToImageRequest(
             text_prompts=self.prompts(),
             width=width,
             height=height,
-            samples=_or(data.get("samples"), 1),
+            samples=data.get("samples", self.fields["samples"].initial),
             seed=data.get("seed") or 0,
-            steps=_or(data.get("steps"), 30),
-            cfg_scale=_or(data.get("cfg_scale"), 7.0),
+            steps=data.get("steps", self.fields["steps"].initial),
+            cfg_scale=data.get("cfg_scale", self.fields["cfg_scale"].initial),
             sampler=data.get("sampler") or None,
             clip_guidance_preset=data.get("clip_guidance_preset") or "NONE",
             style_preset=data.get("style_preset") or None,
@@ -157,10 +158,6 @@ class TextToImageForm(forms.Form):
                 return "negative_prompt"
             return "weighted_prompts"
         return FIELD_OF_RULE.get(violation.field, "prompt")
-
-
-def _or(value: Any, default: Any) -> Any:
-    return default if value is None else value
 
 
 def _sentence(violation: RuleViolation) -> str:

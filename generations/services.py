@@ -2,7 +2,6 @@
 
 import io
 import logging
-from typing import Any
 from uuid import UUID
 
 from django.core.files.base import ContentFile
@@ -30,8 +29,6 @@ class JobNotClaimed(Exception):
 @transaction.atomic
 def job_create(*, team: Team, user: User, engine_id: str, request: TextToImageRequest) -> GenerationJob:
     """A queued job for a request the caller has validated; the worker picks it up after commit."""
-    from generations.tasks import job_run_task
-
     request.validate(engine_id)
     positive = [p.text for p in request.text_prompts if p.weight > 0]
     negative = [p.text for p in request.text_prompts if p.weight < 0]
@@ -52,14 +49,16 @@ def job_create(*, team: Team, user: User, engine_id: str, request: TextToImageRe
         clip_guidance_preset=request.clip_guidance_preset,
         style_preset=request.style_preset or "",
     )
-    transaction.on_commit(lambda: _enqueue(job_run_task, job))
+    transaction.on_commit(lambda: _job_enqueue(job))
     return job
 
 
-def _enqueue(task: Any, job: GenerationJob) -> None:
+def _job_enqueue(job: GenerationJob) -> None:
     """Hand the committed job to the workers; if the broker cannot take it, fail the job visibly."""
+    from generations.tasks import job_run_task  # the task module imports this one
+
     try:
-        task.delay(str(job.pk))
+        job_run_task.delay(str(job.pk))
     except OperationalError as exc:
         logger.error("could not queue job %s: %s", job.pk, exc)
         job_fail(

@@ -14,6 +14,10 @@ def png(width: int = 512, height: int = 512, *, mode: str = "RGB", colour: objec
     draw.ellipse(
         (width // 4, height // 4, width * 3 // 4, height * 3 // 4), fill="white" if mode != "L" else 255
     )
+    return encode(image)
+
+
+def encode(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()

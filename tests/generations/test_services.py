@@ -1,4 +1,3 @@
-import io
 from decimal import Decimal
 
 import pytest
@@ -10,6 +9,7 @@ from generations.models import GalleryImage, GenerationJob
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import TextToImageRequest, TransientError
 from tests.factories import GenerationJobFactory, UserFactory
+from tests.images import encode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -97,10 +97,9 @@ def test_image_store_keeps_the_original_bytes(studio_engine):
     from generations.stability.types import Artifact
 
     job = GenerationJobFactory()
-    buffer = io.BytesIO()
-    Image.new("RGB", (64, 64), "purple").save(buffer, "PNG")
-    image = services.image_store(job=job, index=0, artifact=Artifact(buffer.getvalue(), 7, "SUCCESS"))
-    assert image.image.open("rb").read() == buffer.getvalue()
+    original = encode(Image.new("RGB", (64, 64), "purple"))
+    image = services.image_store(job=job, index=0, artifact=Artifact(original, 7, "SUCCESS"))
+    assert image.image.open("rb").read() == original
     assert image.image.name.endswith(f"{image.pk}.png")
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from generations.stability.contract import STYLE_PRESETS, price_per_image
 from sandbox.api import Faults
 from sandbox.models import ApiKey, Organization
-from tests.images import decode, png
+from tests.images import decode, encode, png
 
 pytestmark = pytest.mark.django_db
 SD16 = "stable-diffusion-v1-6"
@@ -123,13 +123,11 @@ def test_masking_changes_only_the_masked_region(api):
     init = png()
     mask = Image.new("L", (512, 512), 0)
     mask.paste(255, (0, 0, 256, 512))  # replace the left half
-    buffer = io.BytesIO()
-    mask.save(buffer, "PNG")
     response = form(
         api,
         "image-to-image/masking",
         {"text_prompts[0][text]": "a storm", "mask_source": "MASK_IMAGE_WHITE"},
-        {"init_image": init, "mask_image": buffer.getvalue()},
+        {"init_image": init, "mask_image": encode(mask)},
     )
     result = pixels(response.json()["artifacts"][0])
     original = np.asarray(decode(init).convert("RGB"), dtype=np.int16)
@@ -141,13 +139,11 @@ def test_alpha_masking_replaces_only_transparent_pixels(api):
     image = decode(png(mode="RGBA"))
     image.putalpha(Image.new("L", image.size, 255))
     image.paste((0, 0, 0, 0), (0, 0, 512, 128))  # the top strip is transparent
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
     response = form(
         api,
         "image-to-image/masking",
         {"text_prompts[0][text]": "sky", "mask_source": "INIT_IMAGE_ALPHA"},
-        {"init_image": buffer.getvalue()},
+        {"init_image": encode(image)},
     )
     result = pixels(response.json()["artifacts"][0])
     original = np.asarray(image.convert("RGB"), dtype=np.int16)
