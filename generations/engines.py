@@ -9,34 +9,66 @@ from django.core.cache import cache
 
 from accounts.models import Team
 from accounts.services import team_client
-from generations.stability.contract import ENGINES
+from generations.stability.contract import ENGINES, EngineKind, upscaled_size
 from generations.stability.types import StabilityError
 
 logger = logging.getLogger(__name__)
 
+ESRGAN = "esrgan-v1-x2plus"
+LATENT_UPSCALER = "stable-diffusion-x4-latent-upscaler"
 UNAVAILABLE_CACHE_SECONDS = 30
 ASPECTS = ((1, 1), (4, 3), (3, 2), (16, 9), (3, 4), (2, 3), (9, 16))
+
+
+def _listed_engines(team: Team) -> dict[str, str] | None:
+    """The engines the API lists for the team's key, as {id: name} (cached); None when it can't be asked."""
+    client = team_client(team, interactive=True)
+    if client is None:
+        return None
+    key = f"engines:{client.host}:{client.organization}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None
+    try:
+        listed = {engine.id: engine.name for engine in client.list_engines()}
+    except StabilityError as exc:
+        logger.warning("engine list unavailable, offering the known engines: %s", exc)
+        # Remember the failure briefly, so that pages do not wait on an unreachable API each time.
+        cache.set(key, {}, UNAVAILABLE_CACHE_SECONDS)
+        return None
+    cache.set(key, listed, settings.STABILITY_ENGINES_CACHE_SECONDS)
+    return listed
 
 
 def engine_choices(team: Team) -> list[tuple[str, str]]:
     """Generation engines the key can use, as (id, name); the known list when the API can't be asked."""
     known = [(spec.id, spec.name) for spec in ENGINES.values() if spec.generates]
-    client = team_client(team, interactive=True)
-    if client is None:
+    listed = _listed_engines(team)
+    if listed is None:
         return known
-    key = f"engines:{client.host}:{client.organization}"
-    if (cached := cache.get(key)) is not None:
-        return cached
-    try:
-        listed = {engine.id: engine.name for engine in client.list_engines()}
-    except StabilityError as exc:
-        logger.warning("engine list unavailable, offering the known engines: %s", exc)
-        # Remember the fallback briefly, so that pages do not wait on an unreachable API each time.
-        cache.set(key, known, UNAVAILABLE_CACHE_SECONDS)
-        return known
-    choices = [(engine_id, name) for engine_id, name in listed.items() if engine_id in dict(known)] or known
-    cache.set(key, choices, settings.STABILITY_ENGINES_CACHE_SECONDS)
-    return choices
+    return [(engine_id, name) for engine_id, name in listed.items() if engine_id in dict(known)] or known
+
+
+def upscaler_choices(team: Team) -> list[tuple[str, str]]:
+    """Upscale engines the engine list offers; ESRGAN alone when the API can't be asked."""
+    listed = _listed_engines(team)
+    if listed is None:
+        listed = {ESRGAN: ENGINES[ESRGAN].name}
+    return [(spec.id, spec.name) for spec in ENGINES.values() if spec.upscales and spec.id in listed]
+
+
+def nearest_size(engine_id: str, width: int, height: int) -> tuple[int, int]:
+    """The accepted size closest to width x height: the same shape first, then the same area. An engine
+    the contract does not know keeps the size it was given (the API applies its own rule)."""
+    spec = ENGINES.get(engine_id)
+    if spec is None or spec.size_rule is None or spec.size_rule.allows(width, height):
+        return width, height
+    aspect, area = math.log(width / height), math.log(width * height)
+
+    def distance(size: tuple[int, int]) -> float:
+        return 4 * abs(math.log(size[0] / size[1]) - aspect) + abs(math.log(size[0] * size[1]) - area)
+
+    return min(spec.size_rule.valid_sizes(), key=distance)
 
 
 def _label(width: int, height: int, aspect: tuple[int, int] | None = None) -> str:
@@ -71,3 +103,15 @@ def size_choices(engine_id: str) -> list[tuple[str, str]]:
 def default_size(engine_id: str) -> str:
     spec = ENGINES[engine_id]
     return f"{spec.default_size[0]}x{spec.default_size[1]}"
+
+
+def upscale_factor(engine_id: str) -> int:
+    """ESRGAN doubles; the latent upscaler is asked for four times the width (the API's default is 2x)."""
+    spec = ENGINES.get(engine_id)
+    return 4 if spec is not None and spec.kind is EngineKind.LATENT_UPSCALER else 2
+
+
+def upscale_output(engine_id: str, width: int, height: int) -> tuple[int, int]:
+    """The size an upscale would make, or RuleViolation saying why the API would refuse it."""
+    target = width * 4 if upscale_factor(engine_id) == 4 else None
+    return upscaled_size(width, height, target_width=target, target_height=None)

@@ -1,21 +1,29 @@
 """The create form. Field types are Django's; the rules are the client's (generations.stability), so the
-form refuses exactly what the API would, and says so next to the field."""
+form refuses exactly what the API would, and says so next to the field. With an init image the same form
+makes an image-to-image request, and with a mask a masking one."""
 
 import re
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from django import forms
+from django.urls import reverse
 
-from generations.engines import default_size, size_choices
+from generations.engines import default_size, nearest_size, size_choices, upscale_factor, upscale_output
+from generations.imaging import fit_image, fit_to_engine, invert_mask
+from generations.models import GalleryImage, GenerationJob, Upload
 from generations.stability.contract import (
     CLIP_GUIDANCE_PRESETS,
+    ENGINES,
     MAX_PROMPT_LENGTH,
     SAMPLERS,
     STYLE_PRESETS,
+    UPSCALE_MAX_PIXELS,
     Prompt,
     RuleViolation,
 )
-from generations.stability.types import TextToImageRequest
+from generations.stability.types import ImageToImageRequest, MaskingRequest, TextToImageRequest
+from generations.uploads import EMPTY_MESSAGE, CleanImage, UploadRejected, clean_mask, clean_upload
 
 NEGATIVE_WEIGHT = -1.0
 WEIGHTED_LINE = re.compile(r"^(?P<text>.*?)\s*(?:\|\s*(?P<weight>[-+]?\d+(?:\.\d+)?))?\s*$")
@@ -34,7 +42,55 @@ FIELD_OF_RULE = {
     "sampler": "sampler",
     "clip_guidance_preset": "clip_guidance_preset",
     "style_preset": "style_preset",
+    "init_image": "init_image",
+    "init_image_mode": "init_image_mode",
+    "image_strength": "image_strength",
+    "step_schedule_start": "step_schedule_start",
+    "step_schedule_end": "step_schedule_end",
+    "mask_source": "mask_source",
+    "mask_image": "mask_source",
 }
+PAINTED_MASKS = ("MASK_IMAGE_WHITE", "MASK_IMAGE_BLACK")
+ACCEPTED_TYPES = "image/png,image/jpeg,image/webp"
+
+
+@dataclass(frozen=True)
+class InitImage:
+    """The init image a form will send: from an upload (new or earlier) or from the gallery."""
+
+    png: bytes
+    width: int
+    height: int
+    has_alpha: bool
+    url: str
+    upload: Upload | None = None
+    parent: GalleryImage | None = None
+    new_upload: CleanImage | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+@dataclass(frozen=True)
+class InitPreview:
+    """What the page shows of the chosen init image, without reading the file."""
+
+    url: str
+    width: int
+    height: int
+    has_alpha: bool
+    field: str  # the hidden field that carries it: init_upload or init_from
+    value: str
+    output: tuple[int, int]  # the size the engine will be sent
+
+    @property
+    def resized(self) -> bool:
+        return self.output != (self.width, self.height)
+
+
+def _media_url(name: str | None) -> str:
+    return reverse("generations:media", args=[name or ""])
 
 
 def _labelled(values: tuple[str, ...], none_label: str) -> list[tuple[str, str]]:
@@ -43,7 +99,7 @@ def _labelled(values: tuple[str, ...], none_label: str) -> list[tuple[str, str]]
     ]
 
 
-class TextToImageForm(forms.Form):
+class GenerateForm(forms.Form):
     prompt = forms.CharField(
         widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "A lighthouse on a cliff at dawn, oil painting"}
@@ -79,25 +135,183 @@ class TextToImageForm(forms.Form):
         initial="NONE",
         choices=[(value, value.replace("_", " ").title()) for value in CLIP_GUIDANCE_PRESETS],
     )
+    init_image = forms.FileField(
+        label="Init image",
+        required=False,
+        widget=forms.FileInput(attrs={"accept": ACCEPTED_TYPES}),
+        error_messages={"empty": EMPTY_MESSAGE},
+        help_text="PNG, JPEG or WebP, up to 10 MB (kept at 2048 px at most). The result takes its size.",
+    )
+    init_upload = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    init_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    init_image_mode = forms.ChoiceField(
+        label="Mode",
+        required=False,
+        initial="IMAGE_STRENGTH",
+        choices=[("IMAGE_STRENGTH", "Image strength"), ("STEP_SCHEDULE", "Step schedule")],
+        widget=forms.RadioSelect,
+    )
+    image_strength = forms.FloatField(
+        label="Image strength",
+        required=False,
+        initial=0.35,
+        widget=forms.NumberInput(attrs={"type": "range", "min": "0", "max": "1", "step": "0.05"}),
+        help_text="Near 1 the result stays close to the image; near 0 it departs from it.",
+    )
+    step_schedule_start = forms.FloatField(
+        label="Schedule start",
+        required=False,
+        initial=0.65,
+        widget=forms.NumberInput(attrs={"min": "0", "max": "1", "step": "0.05"}),
+        help_text="How much of the image to redraw (0–1).",
+    )
+    step_schedule_end = forms.FloatField(
+        label="Schedule end",
+        required=False,
+        widget=forms.NumberInput(attrs={"min": "0", "max": "1", "step": "0.05"}),
+        help_text="Skip this last fraction of steps (0–1).",
+    )
+    mask_source = forms.ChoiceField(
+        label="Mask",
+        required=False,
+        choices=[
+            ("", "No mask: the whole image may change"),
+            ("MASK_IMAGE_WHITE", "Painted mask, sent white on black"),
+            ("MASK_IMAGE_BLACK", "Painted mask, sent black on white"),
+            ("INIT_IMAGE_ALPHA", "The image's transparent pixels"),
+        ],
+        help_text="Paint over the parts to change; everything else stays as it is.",
+    )
+    mask = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(
-        self, *args: Any, engines: list[tuple[str, str]], default_engine: str, **kwargs: Any
+        self,
+        *args: Any,
+        engines: list[tuple[str, str]],
+        default_engine: str,
+        team: Any = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.team = team
+        self.init: InitImage | None = None
         cast(forms.ChoiceField, self.fields["engine"]).choices = engines
-        ids = [engine_id for engine_id, _ in engines]
-        initial_engine = default_engine if default_engine in ids else ids[0]
-        self.fields["engine"].initial = initial_engine
-        chosen = self.data.get("engine") if self.is_bound else self.initial.get("engine", initial_engine)
-        if chosen not in ids:
-            chosen = initial_engine
+        self.engine_ids = ids = [engine_id for engine_id, _ in engines]
+        self.fields["engine"].initial = default_engine if default_engine in ids else ids[0]
+        chosen = self.chosen_engine
         sizes = size_choices(chosen)
-        # Accept any WxH so the engine's own rule, not the choice list, says what is wrong with it.
-        submitted = self.data.get("size", "") if self.is_bound else ""
+        # Accept any WxH (sent, or remixed from an earlier image) so the engine's own rule, not the choice
+        # list, says what is wrong with it.
+        submitted = self.data.get("size", "") if self.is_bound else str(self.initial.get("size", ""))
         if submitted and submitted not in dict(sizes):
             sizes = [*sizes, (submitted, submitted)]
         cast(forms.ChoiceField, self.fields["size"]).choices = sizes
         self.fields["size"].initial = default_size(chosen)
+
+    @property
+    def chosen_engine(self) -> str:
+        ids = self.engine_ids
+        chosen = self.data.get("engine") if self.is_bound else self.initial.get("engine")
+        return chosen if chosen in ids else str(self.fields["engine"].initial)
+
+    def _hidden(self, name: str) -> str:
+        value = self.data.get(name, "") if self.is_bound else self.initial.get(name, "")
+        return str(value or "").strip()
+
+    def _lookup_upload(self, value: str) -> Upload | None:
+        if self.team is None or not _is_uuid(value):
+            return None
+        return Upload.objects.for_team(self.team).filter(pk=value).first()
+
+    def _lookup_image(self, value: str) -> GalleryImage | None:
+        if self.team is None or not _is_uuid(value):
+            return None
+        return GalleryImage.objects.for_team(self.team).filter(pk=value).first()
+
+    def init_preview(self) -> InitPreview | None:
+        """The init image chosen earlier (an upload or a gallery image), as the page shows it."""
+        if self.init is not None and self.init.new_upload is None:
+            source: Upload | GalleryImage | None = self.init.upload or self.init.parent
+        elif value := self._hidden("init_upload"):
+            source = self._lookup_upload(value)
+        elif value := self._hidden("init_from"):
+            source = self._lookup_image(value)
+        else:
+            return None
+        if source is None:
+            return None
+        return InitPreview(
+            url=_media_url(source.image.name),
+            width=source.width,
+            height=source.height,
+            has_alpha=isinstance(source, Upload) and source.has_alpha,
+            field="init_upload" if isinstance(source, Upload) else "init_from",
+            value=str(source.pk),
+            output=nearest_size(self.chosen_engine, source.width, source.height),
+        )
+
+    def clean_init_image(self) -> CleanImage | None:
+        file = self.cleaned_data.get("init_image")
+        if not file:
+            return None
+        try:
+            return clean_upload(file)
+        except UploadRejected as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    def _clean_init(self) -> InitImage | None:
+        """The init image from a new file, an earlier upload or a gallery image (in that order)."""
+        data = self.cleaned_data
+        if "init_image" in self.errors:
+            return None
+        if new := data.get("init_image"):
+            return InitImage(new.png, new.width, new.height, new.has_alpha, "", new_upload=new)
+        if upload_id := data.get("init_upload"):
+            upload = self._lookup_upload(str(upload_id))
+            if upload is None:
+                self.add_error("init_image", "That uploaded image is no longer available; choose it again.")
+                return None
+            with upload.image.open("rb") as file:
+                png = file.read()
+            url = _media_url(upload.image.name)
+            return InitImage(png, upload.width, upload.height, upload.has_alpha, url, upload=upload)
+        if image_id := data.get("init_from"):
+            image = self._lookup_image(str(image_id))
+            if image is None:
+                self.add_error("init_image", "That gallery image is no longer available; choose another.")
+                return None
+            with image.image.open("rb") as file:
+                png = file.read()
+            return InitImage(
+                png, image.width, image.height, False, _media_url(image.image.name), parent=image
+            )
+        return None
+
+    def _clean_mask(self, init: InitImage | None) -> bytes | None:
+        """The mask to send, 255 where the picture changes (inverted for MASK_IMAGE_BLACK), at init size."""
+        source = self.cleaned_data.get("mask_source") or ""
+        if source and init is None:
+            if "init_image" not in self.errors:
+                self.add_error("mask_source", "Choose an init image first: a mask applies to an image.")
+            return None
+        if source == "INIT_IMAGE_ALPHA":
+            if not init or not init.has_alpha:
+                self.add_error(
+                    "mask_source",
+                    "This image has no transparent pixels. Paint a mask, or upload a PNG or WebP "
+                    "whose transparent parts are the ones to change.",
+                )
+            return None
+        if source not in PAINTED_MASKS or init is None:
+            return None
+        try:
+            mask = clean_mask(self.cleaned_data.get("mask") or "", size=init.size)
+        except UploadRejected as exc:
+            self.add_error("mask_source", exc.message)
+            return None
+        if source == "MASK_IMAGE_BLACK":
+            mask = invert_mask(mask)
+        return mask
 
     def clean_size(self) -> tuple[int, int]:
         value = self.cleaned_data["size"]
@@ -128,25 +342,74 @@ class TextToImageForm(forms.Form):
         """The client's rules, on every field that parsed, so that every problem shows at once."""
         super().clean()
         data = self.cleaned_data
-        width, height = data.get("size") or (0, 0)
+        engine_id = data.get("engine") or self.chosen_engine
         # A field that did not parse has its message already; its initial value stands in for it here.
-        self.request = TextToImageRequest(
-            text_prompts=self.prompts(),
-            width=width,
-            height=height,
-            samples=data.get("samples", self.fields["samples"].initial),
-            seed=data.get("seed") or 0,
-            steps=data.get("steps", self.fields["steps"].initial),
-            cfg_scale=data.get("cfg_scale", self.fields["cfg_scale"].initial),
-            sampler=data.get("sampler") or None,
-            clip_guidance_preset=data.get("clip_guidance_preset") or "NONE",
-            style_preset=data.get("style_preset") or None,
-        )
+        options: dict[str, Any] = {
+            "text_prompts": self.prompts(),
+            "samples": data.get("samples", self.fields["samples"].initial),
+            "seed": data.get("seed") or 0,
+            "steps": data.get("steps", self.fields["steps"].initial),
+            "cfg_scale": data.get("cfg_scale", self.fields["cfg_scale"].initial),
+            "sampler": data.get("sampler") or None,
+            "clip_guidance_preset": data.get("clip_guidance_preset") or "NONE",
+            "style_preset": data.get("style_preset") or None,
+        }
+        self.init = init = self._clean_init()
+        mask = self._clean_mask(init)
+        self.resized_from = ""
+        self.request: TextToImageRequest | ImageToImageRequest | MaskingRequest
+        if init is None:
+            width, height = data.get("size") or (0, 0)
+            self.request = TextToImageRequest(**options, width=width, height=height)
+        else:
+            png, self.resized_from = fit_to_engine(init.png, engine_id)
+            if mask is not None and self.resized_from:
+                mask = fit_image(mask, nearest_size(engine_id, *init.size))
+            if data.get("mask_source"):
+                self.request = MaskingRequest(
+                    **options, init_image=png, mask_source=data["mask_source"], mask_image=mask
+                )
+            else:
+                self.request = self._image_to_image(options, png)
         for violation in self.request.violations(data.get("engine", "")):
             field = self._field_of(violation)
             if field not in self.errors and (field != "engine" or "engine" in data):
                 self.add_error(field, _sentence(violation))
         return data
+
+    def _image_to_image(self, options: dict[str, Any], png: bytes) -> ImageToImageRequest:
+        data = self.cleaned_data
+        mode = data.get("init_image_mode") or "IMAGE_STRENGTH"
+        if mode == "STEP_SCHEDULE":
+            start = data.get("step_schedule_start")
+            return ImageToImageRequest(
+                **options,
+                init_image=png,
+                init_image_mode=mode,
+                step_schedule_start=self.fields["step_schedule_start"].initial if start is None else start,
+                step_schedule_end=data.get("step_schedule_end"),
+            )
+        strength = data.get("image_strength")
+        if strength is None:
+            strength = self.fields["image_strength"].initial
+        return ImageToImageRequest(**options, init_image=png, init_image_mode=mode, image_strength=strength)
+
+    def keep_upload(self, upload: Upload) -> None:
+        """The new init image is stored now: the job, and the page if shown again, refer to it."""
+        assert self.init is not None
+        self.init = replace(self.init, upload=upload, new_upload=None, url=_media_url(upload.image.name))
+
+    @property
+    def job_origin(self) -> dict[str, Any]:
+        """Where the job's init image came from, for its lineage (after is_valid)."""
+        if self.init is None:
+            return {}
+        return {
+            "upload": self.init.upload,
+            "parent": self.init.parent,
+            "relation": GenerationJob.Relation.INIT if self.init.parent else "",
+            "resized_from": self.resized_from,
+        }
 
     def _field_of(self, violation: RuleViolation) -> str:
         if violation.field.startswith("text_prompts["):
@@ -160,6 +423,125 @@ class TextToImageForm(forms.Form):
         return FIELD_OF_RULE.get(violation.field, "prompt")
 
 
+def _is_uuid(value: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F-]{32,36}", value))
+
+
 def _sentence(violation: RuleViolation) -> str:
     rule = violation.rule
     return f"{rule[0].upper()}{rule[1:]}."
+
+
+@dataclass(frozen=True)
+class UpscaleOption:
+    engine_id: str
+    label: str
+    output: tuple[int, int] | None
+    reason: str  # why the API would refuse it, when output is None
+
+
+UPSCALE_LABELS = {"esrgan": "Real-ESRGAN ×2", "latent-upscaler": "Latent upscaler ×4, guided by a prompt"}
+
+
+def upscale_options(image: GalleryImage, engines: list[tuple[str, str]]) -> list[UpscaleOption]:
+    """Each offered upscaler with the size it would make, or why it cannot: known before anything is sent."""
+    options = []
+    for engine_id, name in engines:
+        factor = upscale_factor(engine_id)
+        spec = ENGINES.get(engine_id)
+        label = UPSCALE_LABELS.get(spec.kind.value, name) if spec else f"{name} ×{factor}"
+        try:
+            output = upscale_output(engine_id, image.width, image.height)
+        except RuleViolation as violation:
+            reason = (
+                f"×{factor} would make {image.width * factor}×{image.height * factor}, over the API's limit "
+                f"of {UPSCALE_MAX_PIXELS:,} pixels."
+                if violation.name == "invalid_pixel_count"
+                else f"The API would refuse it: {violation.field} {violation.rule}."
+            )
+            options.append(UpscaleOption(engine_id, label, None, reason))
+        else:
+            options.append(UpscaleOption(engine_id, label, output, ""))
+    return options
+
+
+class UpscaleForm(forms.Form):
+    engine = forms.ChoiceField(label="Upscaler", widget=forms.RadioSelect)
+    prompt = forms.CharField(
+        required=False,
+        max_length=MAX_PROMPT_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Guides the latent upscaler; ESRGAN does not use it.",
+    )
+
+    def __init__(
+        self, *args: Any, image: GalleryImage, engines: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.options = upscale_options(image, engines)
+        possible = [(option.engine_id, option.label) for option in self.options if option.output]
+        cast(forms.ChoiceField, self.fields["engine"]).choices = possible
+        self.fields["engine"].initial = possible[0][0] if possible else None
+        self.fields["prompt"].initial = image.job.prompt
+
+    def clean_engine(self) -> str:
+        engine_id = self.cleaned_data["engine"]
+        option = next(option for option in self.options if option.engine_id == engine_id)
+        if option.output is None:
+            raise forms.ValidationError(option.reason)
+        return engine_id
+
+    @property
+    def takes_prompt(self) -> bool:
+        return any(option.output and upscale_factor(option.engine_id) == 4 for option in self.options)
+
+    @property
+    def refusals(self) -> list[UpscaleOption]:
+        return [option for option in self.options if option.output is None]
+
+
+REUSES = ("remix", "prompt", "seed", "init")
+
+
+def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[str, Any]:
+    """The create form's values taken from an earlier image: Remix (every setting, a new seed), its
+    prompts, its seed, or the image itself as init image."""
+    job = image.job
+    if use == "seed":
+        return {"seed": image.seed}
+    if use == "init":
+        return {"init_from": image.pk}
+    prompts = list(job.prompts)
+    positive = next((p for p in prompts if p.weight > 0), Prompt(job.prompt))
+    negative = next((p for p in prompts if p.weight == NEGATIVE_WEIGHT), None)
+    others = [p for p in prompts if p is not positive and p is not negative]
+    initial: dict[str, Any] = {
+        "prompt": positive.text,
+        "negative_prompt": negative.text if negative else "",
+        "weighted_prompts": "\n".join(f"{p.text} | {p.weight:g}" for p in others),
+    }
+    if use != "remix" or job.kind == GenerationJob.Kind.UPSCALE:
+        return initial
+    initial.update(
+        samples=job.samples,
+        steps=job.steps,
+        cfg_scale=job.cfg_scale,
+        sampler=job.sampler,
+        clip_guidance_preset=job.clip_guidance_preset,
+        style_preset=job.style_preset,
+    )
+    if job.engine_id in engine_ids:
+        initial["engine"] = job.engine_id
+    if job.kind == GenerationJob.Kind.TEXT_TO_IMAGE:
+        initial["size"] = job.size
+        return initial
+    if job.parent_id and job.relation in (GenerationJob.Relation.INIT, GenerationJob.Relation.VARIATION):
+        initial["init_from"] = job.parent_id
+    elif job.upload_id:
+        initial["init_upload"] = job.upload_id
+    if job.kind == GenerationJob.Kind.IMAGE_TO_IMAGE:
+        initial["init_image_mode"] = job.init_image_mode
+        for name in ("image_strength", "step_schedule_start", "step_schedule_end"):
+            if getattr(job, name) is not None:
+                initial[name] = getattr(job, name)
+    return initial

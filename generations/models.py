@@ -8,9 +8,52 @@ from django.db.models import Q
 from django.utils import timezone
 
 from generations.stability.contract import Prompt
-from generations.stability.types import TextToImageRequest
+from generations.stability.types import (
+    ImageToImageRequest,
+    MaskingRequest,
+    TextToImageRequest,
+    UpscaleRequest,
+)
 
 MAX_ATTEMPTS = 5
+MAX_LINEAGE_DEPTH = 50
+
+JobRequest = TextToImageRequest | ImageToImageRequest | MaskingRequest | UpscaleRequest
+
+
+class UploadQuerySet(models.QuerySet["Upload"]):
+    def visible_to(self, user: Any) -> "UploadQuerySet":
+        return self.filter(team__memberships__user=user)
+
+    def for_team(self, team: Any) -> "UploadQuerySet":
+        return self.filter(team=team)
+
+
+def upload_path(instance: "Upload", filename: str) -> str:
+    return f"uploads/{instance.team_id}/{instance.pk}.png"
+
+
+class Upload(models.Model):
+    """An init image a person uploaded, re-encoded as PNG under a name Studio chose."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads")
+    image = models.FileField(upload_to=upload_path, max_length=200)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    has_alpha = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = UploadQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return f"Upload {self.pk} ({self.width}x{self.height})"
+
+
+def input_path(instance: "GenerationJob", filename: str) -> str:
+    """The exact image a job sent (init, mask or upscale source), named by the job."""
+    return f"inputs/{instance.team_id}/{instance.pk}-{filename}"
 
 
 class GenerationJobQuerySet(models.QuerySet["GenerationJob"]):
@@ -35,6 +78,17 @@ class GenerationJob(models.Model):
 
     class Kind(models.TextChoices):
         TEXT_TO_IMAGE = "text-to-image", "Text to image"
+        IMAGE_TO_IMAGE = "image-to-image", "Image to image"
+        MASKING = "masking", "Inpainting"
+        UPSCALE = "upscale", "Upscale"
+
+    class Relation(models.TextChoices):
+        """How the job's images came from its parent image."""
+
+        INIT = "init", "Image to image"
+        VARIATION = "variation", "Variation"
+        UPSCALE = "upscale", "Upscale"
+        RERUN = "rerun", "Re-run"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="jobs")
@@ -53,6 +107,24 @@ class GenerationJob(models.Model):
     sampler = models.CharField(max_length=40, blank=True)
     clip_guidance_preset = models.CharField(max_length=20, default="NONE")
     style_preset = models.CharField(max_length=40, blank=True)
+    # Image inputs: the exact files sent, so that a re-run sends the same bytes.
+    init_image = models.FileField(upload_to=input_path, max_length=200, blank=True)
+    mask_image = models.FileField(upload_to=input_path, max_length=200, blank=True)
+    init_image_mode = models.CharField(max_length=20, blank=True)
+    image_strength = models.FloatField(null=True, blank=True)
+    step_schedule_start = models.FloatField(null=True, blank=True)
+    step_schedule_end = models.FloatField(null=True, blank=True)
+    mask_source = models.CharField(max_length=20, blank=True)
+    upscale_factor = models.PositiveSmallIntegerField(null=True, blank=True)
+    resized_from = models.CharField(
+        max_length=20, blank=True, help_text="The init image's size when Studio resized it for the engine."
+    )
+    # Lineage: the gallery image this job started from, and how.
+    parent = models.ForeignKey(
+        "GalleryImage", null=True, blank=True, on_delete=models.SET_NULL, related_name="derived_jobs"
+    )
+    relation = models.CharField(max_length=12, choices=Relation.choices, blank=True)
+    upload = models.ForeignKey(Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -76,6 +148,22 @@ class GenerationJob(models.Model):
                 condition=Q(status__in=["queued", "running"]) | Q(finished_at__isnull=False),
                 name="job_finished_has_time",
             ),
+            models.CheckConstraint(
+                condition=Q(kind="text-to-image") | ~Q(init_image=""), name="job_image_kinds_have_input"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="masking") | Q(mask_source="INIT_IMAGE_ALPHA") | ~Q(mask_image=""),
+                name="job_painted_mask_present",
+            ),
+            models.CheckConstraint(
+                condition=(Q(image_strength__isnull=True) | Q(image_strength__gte=0, image_strength__lte=1))
+                & (
+                    Q(step_schedule_start__isnull=True)
+                    | Q(step_schedule_start__gte=0, step_schedule_start__lte=1)
+                )
+                & (Q(step_schedule_end__isnull=True) | Q(step_schedule_end__gte=0, step_schedule_end__lte=1)),
+                name="job_schedule_0_1",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -93,19 +181,58 @@ class GenerationJob(models.Model):
     def size(self) -> str:
         return f"{self.width}x{self.height}"
 
-    def to_request(self) -> TextToImageRequest:
-        return TextToImageRequest(
-            text_prompts=tuple(Prompt(p["text"], float(p["weight"])) for p in self.text_prompts),
-            width=self.width,
-            height=self.height,
-            samples=self.samples,
-            steps=self.steps,
-            cfg_scale=self.cfg_scale,
-            seed=self.seed,
-            sampler=self.sampler or None,
-            clip_guidance_preset=self.clip_guidance_preset,
-            style_preset=self.style_preset or None,
-        )
+    @property
+    def prompts(self) -> tuple[Prompt, ...]:
+        return tuple(Prompt(p["text"], float(p["weight"])) for p in self.text_prompts)
+
+    def _options(self) -> dict[str, Any]:
+        return {
+            "text_prompts": self.prompts,
+            "samples": self.samples,
+            "steps": self.steps,
+            "cfg_scale": self.cfg_scale,
+            "seed": self.seed,
+            "sampler": self.sampler or None,
+            "clip_guidance_preset": self.clip_guidance_preset,
+            "style_preset": self.style_preset or None,
+        }
+
+    def to_request(self) -> JobRequest:
+        """The API request this row stands for; image inputs are read from storage."""
+        match self.kind:
+            case self.Kind.IMAGE_TO_IMAGE:
+                return ImageToImageRequest(
+                    **self._options(),
+                    init_image=_read(self.init_image),
+                    init_image_mode=self.init_image_mode,
+                    image_strength=self.image_strength if self.image_strength is not None else 0.35,
+                    step_schedule_start=self.step_schedule_start,
+                    step_schedule_end=self.step_schedule_end,
+                )
+            case self.Kind.MASKING:
+                return MaskingRequest(
+                    **self._options(),
+                    init_image=_read(self.init_image),
+                    mask_source=self.mask_source,
+                    mask_image=_read(self.mask_image) if self.mask_image else None,
+                )
+            case self.Kind.UPSCALE:
+                # Seed, steps and cfg reach only the latent upscaler; the request leaves them out for ESRGAN.
+                return UpscaleRequest(
+                    image=_read(self.init_image),
+                    # 2x is the API's default; other factors are asked for by width.
+                    width=self.width if self.upscale_factor != 2 else None,
+                    text_prompts=self.prompts,
+                    seed=self.seed or None,
+                    steps=self.steps,
+                    cfg_scale=self.cfg_scale,
+                )
+        return TextToImageRequest(**self._options(), width=self.width, height=self.height)
+
+
+def _read(file: models.fields.files.FieldFile) -> bytes:
+    with file.open("rb") as handle:
+        return handle.read()
 
 
 class GalleryImageQuerySet(models.QuerySet["GalleryImage"]):
@@ -121,6 +248,11 @@ class GalleryImageQuerySet(models.QuerySet["GalleryImage"]):
     def before(self, created_at: Any, pk: uuid.UUID) -> "GalleryImageQuerySet":
         """Keyset pagination: the images after (older than) the given one in newest-first order."""
         return self.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk))
+
+    def after(self, created_at: Any, pk: uuid.UUID) -> "GalleryImageQuerySet":
+        """The images newer than the given one, nearest first."""
+        newer = self.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=pk))
+        return newer.order_by("created_at", "id")
 
 
 def image_path(instance: "GalleryImage", filename: str) -> str:
@@ -163,3 +295,28 @@ class GalleryImage(models.Model):
     @property
     def download_name(self) -> str:
         return f"studio-{self.seed}-{str(self.pk)[:8]}.png"
+
+    @property
+    def parent(self) -> "GalleryImage | None":
+        return self.job.parent
+
+    def ancestors(self) -> list["GalleryImage"]:
+        """The trail back: parent, grandparent, … up to the image whose job started from a prompt or an
+        upload. Each step is one query (a trail is short; a cycle cannot exist, but is guarded anyway)."""
+        trail: list[GalleryImage] = []
+        seen = {self.pk}
+        parent_id = self.job.parent_id
+        while parent_id and parent_id not in seen and len(trail) < MAX_LINEAGE_DEPTH:
+            parent = GalleryImage.objects.select_related("job").get(pk=parent_id)
+            trail.append(parent)
+            seen.add(parent.pk)
+            parent_id = parent.job.parent_id
+        return trail
+
+    def descendants(self) -> "GalleryImageQuerySet":
+        """What was made from this image directly."""
+        return (
+            GalleryImage.objects.filter(job__parent=self)
+            .select_related("job")
+            .order_by("created_at", "index")
+        )

@@ -2,11 +2,13 @@
 
 import io
 import logging
+from dataclasses import replace as _replace
 from uuid import UUID
 
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
+from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError
@@ -14,12 +16,26 @@ from PIL import Image
 
 from accounts.models import Team, User
 from accounts.services import NO_KEY_MESSAGE, team_balance_forget, team_client
-from generations.models import MAX_ATTEMPTS, GalleryImage, GenerationJob
-from generations.stability.types import Artifact, PermanentError, TextToImageRequest
+from generations.engines import upscale_factor, upscale_output
+from generations.imaging import fit_to_engine, png_size
+from generations.models import MAX_ATTEMPTS, GalleryImage, GenerationJob, JobRequest, Upload
+from generations.stability.client import StabilityClient
+from generations.stability.contract import ENGINES, Prompt
+from generations.stability.types import (
+    Artifact,
+    ImageToImageRequest,
+    MaskingRequest,
+    PermanentError,
+    TextToImageRequest,
+    UpscaleRequest,
+)
+from generations.uploads import CleanImage
 
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 384
+VARIATION_SAMPLES = 4
+VARIATION_STRENGTH = 0.6  # close enough to read as the same picture, far enough to differ
 
 
 class JobNotClaimed(Exception):
@@ -27,30 +43,204 @@ class JobNotClaimed(Exception):
 
 
 @transaction.atomic
-def job_create(*, team: Team, user: User, engine_id: str, request: TextToImageRequest) -> GenerationJob:
-    """A queued job for a request the caller has validated; the worker picks it up after commit."""
+def upload_store(*, team: Team, user: User, image: CleanImage) -> Upload:
+    """Keep a checked, re-encoded init image for the team, under a name Studio chooses."""
+    upload = Upload(
+        team=team, created_by=user, width=image.width, height=image.height, has_alpha=image.has_alpha
+    )
+    upload.image.save("upload.png", ContentFile(image.png), save=False)
+    upload.save(force_insert=True)
+    return upload
+
+
+@transaction.atomic
+def job_create(
+    *,
+    team: Team,
+    user: User,
+    engine_id: str,
+    request: JobRequest,
+    parent: GalleryImage | None = None,
+    relation: str = "",
+    upload: Upload | None = None,
+    resized_from: str = "",
+    prompt: str = "",
+) -> GenerationJob:
+    """A queued job for a request the caller has validated; the worker picks it up after commit.
+    `prompt` titles a job whose request has none (an ESRGAN upscale)."""
     request.validate(engine_id)
     positive = [p.text for p in request.text_prompts if p.weight > 0]
     negative = [p.text for p in request.text_prompts if p.weight < 0]
-    job = GenerationJob.objects.create(
+    job = GenerationJob(
         team=team,
         created_by=user,
         engine_id=engine_id,
-        prompt=positive[0],
+        prompt=positive[0] if positive else prompt,
         negative_prompt=negative[0] if negative else "",
         text_prompts=[{"text": p.text, "weight": p.weight} for p in request.text_prompts],
-        width=request.width,
-        height=request.height,
-        samples=request.samples,
-        steps=request.steps,
-        cfg_scale=request.cfg_scale,
-        seed=request.seed,
-        sampler=request.sampler or "",
-        clip_guidance_preset=request.clip_guidance_preset,
-        style_preset=request.style_preset or "",
+        parent=parent,
+        relation=relation,
+        upload=upload,
+        resized_from=resized_from,
+        **_request_fields(engine_id, request),
     )
+    if isinstance(request, ImageToImageRequest | MaskingRequest):
+        job.init_image.save("init.png", ContentFile(request.init_image), save=False)
+    if isinstance(request, MaskingRequest) and request.mask_image is not None:
+        job.mask_image.save("mask.png", ContentFile(request.mask_image), save=False)
+    if isinstance(request, UpscaleRequest):
+        job.init_image.save("source.png", ContentFile(request.image), save=False)
+    try:
+        job.save(force_insert=True)
+    except Exception:
+        _delete_files(job.init_image, job.mask_image)  # nothing half-written is left behind
+        raise
     transaction.on_commit(lambda: _job_enqueue(job))
     return job
+
+
+def _delete_files(*files: FieldFile) -> None:
+    for file in files:
+        if file:
+            file.delete(save=False)
+
+
+def _request_fields(engine_id: str, request: JobRequest) -> dict[str, object]:
+    """The job's columns for each kind of request."""
+    if isinstance(request, UpscaleRequest):
+        width, height = png_size(request.image)
+        out_width, out_height = request.output_size(engine_id)
+        return {
+            "kind": GenerationJob.Kind.UPSCALE,
+            "width": out_width,
+            "height": out_height,
+            "upscale_factor": round(out_width / width),
+            "seed": request.seed or 0,
+            "steps": request.steps or 30,
+            "cfg_scale": request.cfg_scale if request.cfg_scale is not None else 7.0,
+        }
+    options = {
+        "samples": request.samples,
+        "steps": request.steps,
+        "cfg_scale": request.cfg_scale,
+        "seed": request.seed,
+        "sampler": request.sampler or "",
+        "clip_guidance_preset": request.clip_guidance_preset,
+        "style_preset": request.style_preset or "",
+    }
+    if isinstance(request, TextToImageRequest):
+        return {
+            "kind": GenerationJob.Kind.TEXT_TO_IMAGE,
+            "width": request.width,
+            "height": request.height,
+            **options,
+        }
+    width, height = png_size(request.init_image)
+    if isinstance(request, MaskingRequest):
+        return {
+            "kind": GenerationJob.Kind.MASKING,
+            "width": width,
+            "height": height,
+            "mask_source": request.mask_source,
+            **options,
+        }
+    schedule = request.init_image_mode == "STEP_SCHEDULE"
+    return {
+        "kind": GenerationJob.Kind.IMAGE_TO_IMAGE,
+        "width": width,
+        "height": height,
+        "init_image_mode": request.init_image_mode,
+        "image_strength": None if schedule else request.image_strength,
+        "step_schedule_start": request.step_schedule_start if schedule else None,
+        "step_schedule_end": request.step_schedule_end if schedule else None,
+        **options,
+    }
+
+
+def _image_png(image: GalleryImage) -> bytes:
+    with image.image.open("rb") as handle:
+        return handle.read()
+
+
+def _variation_engine(image: GalleryImage, default_engine: str) -> str:
+    """The engine that drew the image; for an upscale, the one that drew its source."""
+    job = image.job
+    if job.kind == GenerationJob.Kind.UPSCALE and job.parent is not None:
+        job = job.parent.job
+    spec = ENGINES.get(job.engine_id)
+    return job.engine_id if spec is None or spec.generates else default_engine
+
+
+def image_variations(*, image: GalleryImage, user: User, default_engine: str) -> GenerationJob:
+    """Image-to-image from the image, with its prompts and settings and new seeds."""
+    job = image.job
+    engine_id = _variation_engine(image, default_engine)
+    init, resized_from = fit_to_engine(_image_png(image), engine_id)
+    prompts = job.prompts or (Prompt(job.prompt),)
+    request = ImageToImageRequest(
+        text_prompts=prompts,
+        init_image=init,
+        image_strength=VARIATION_STRENGTH,
+        samples=VARIATION_SAMPLES,
+        seed=0,
+        steps=job.steps,
+        cfg_scale=job.cfg_scale,
+        sampler=job.sampler or None,
+        clip_guidance_preset=job.clip_guidance_preset,
+        style_preset=job.style_preset or None,
+    )
+    return job_create(
+        team=job.team,
+        user=user,
+        engine_id=engine_id,
+        request=request,
+        parent=image,
+        relation=GenerationJob.Relation.VARIATION,
+        resized_from=resized_from,
+    )
+
+
+def image_rerun(*, image: GalleryImage, user: User) -> GenerationJob:
+    """Exactly the request that made the image, with the image's own seed: the same picture again."""
+    job = image.job
+    original = job.to_request()
+    if isinstance(original, UpscaleRequest):
+        request: JobRequest = _replace(original, seed=image.seed)  # only the latent upscaler takes one
+    else:
+        request = _replace(original, samples=1, seed=image.seed)
+    return job_create(
+        team=job.team,
+        user=user,
+        engine_id=job.engine_id,
+        request=request,
+        parent=image,
+        relation=GenerationJob.Relation.RERUN,
+        upload=job.upload,
+        resized_from=job.resized_from,
+        prompt=job.prompt,
+    )
+
+
+def upscale_request(image: GalleryImage, engine_id: str, prompt: str = "") -> UpscaleRequest:
+    """ESRGAN doubles the image; the latent upscaler makes it four times as wide, guided by a prompt."""
+    if upscale_factor(engine_id) == 4:
+        width = image.width * 4
+        prompts = (Prompt(prompt),) if prompt.strip() else ()
+        return UpscaleRequest(image=_image_png(image), width=width, text_prompts=prompts, seed=0)
+    return UpscaleRequest(image=_image_png(image))
+
+
+def image_upscale(*, image: GalleryImage, user: User, engine_id: str, prompt: str = "") -> GenerationJob:
+    upscale_output(engine_id, image.width, image.height)  # refuse before reading the file
+    return job_create(
+        team=image.team,
+        user=user,
+        engine_id=engine_id,
+        request=upscale_request(image, engine_id, prompt),
+        parent=image,
+        relation=GenerationJob.Relation.UPSCALE,
+        prompt=image.job.prompt,
+    )
 
 
 def _job_enqueue(job: GenerationJob) -> None:
@@ -86,12 +276,23 @@ def job_run(*, job_id: UUID | str) -> GenerationJob:
     if client is None:
         return job_fail(job=job, message=NO_KEY_MESSAGE)
     try:
-        artifacts = client.text_to_image(job.engine_id, job.to_request())
+        artifacts = _call(client, job.engine_id, job.to_request())
     except PermanentError as exc:
         return job_fail(job=job, message=exc.message)
     for index, artifact in enumerate(artifacts):
         image_store(job=job, index=index, artifact=artifact)
     return job_succeed(job=job)
+
+
+def _call(client: StabilityClient, engine_id: str, request: JobRequest) -> list[Artifact]:
+    match request:
+        case ImageToImageRequest():
+            return client.image_to_image(engine_id, request)
+        case MaskingRequest():
+            return client.masking(engine_id, request)
+        case UpscaleRequest():
+            return client.upscale(engine_id, request)
+    return client.text_to_image(engine_id, request)
 
 
 def image_store(*, job: GenerationJob, index: int, artifact: Artifact) -> GalleryImage:
@@ -123,8 +324,7 @@ def image_store(*, job: GenerationJob, index: int, artifact: Artifact) -> Galler
             image.save(force_insert=True)
     except IntegrityError:
         # Another run of the same job stored it first; keep theirs and drop our files.
-        image.image.delete(save=False)
-        image.thumbnail.delete(save=False)
+        _delete_files(image.image, image.thumbnail)
         return GalleryImage.objects.get(job=job, index=index)
     return image
 

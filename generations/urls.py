@@ -7,8 +7,12 @@ urlpatterns = [
     path("", views.create, name="create"),
     path("jobs/<uuid:job_id>/", views.job_card, name="job-card"),
     path("sizes/", views.sizes, name="sizes"),
+    path("upload/", views.upload, name="upload"),
     path("gallery/", views.gallery, name="gallery"),
     path("images/<uuid:image_id>/", views.image_detail, name="image-detail"),
     path("images/<uuid:image_id>/download/", views.image_download, name="image-download"),
+    path("images/<uuid:image_id>/variations/", views.image_variations, name="image-variations"),
+    path("images/<uuid:image_id>/rerun/", views.image_rerun, name="image-rerun"),
+    path("images/<uuid:image_id>/upscale/", views.image_upscale, name="image-upscale"),
     path("media/<path:path>", views.media, name="media"),
 ]

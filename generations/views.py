@@ -5,31 +5,51 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HTMX_STOP_POLLING, reswap, retarget, trigger_client_event
 
 from accounts.types import AuthedRequest
 from generations import services
-from generations.engines import engine_choices
-from generations.forms import TextToImageForm
-from generations.models import GalleryImage, GenerationJob
+from generations.engines import engine_choices, upscaler_choices
+from generations.forms import REUSES, GenerateForm, UpscaleForm, initial_from
+from generations.models import GalleryImage, GenerationJob, Upload
+from generations.stability.contract import RuleViolation
+from generations.uploads import UploadRejected, clean_upload
 
 GALLERY_PAGE_SIZE = 24
 RECENT_JOBS = 8
 
 
-def _form(request: AuthedRequest, data: dict | None = None, **kwargs: Any) -> TextToImageForm:
-    return TextToImageForm(
+def _form(request: AuthedRequest, data: Any = None, files: Any = None, **kwargs: Any) -> GenerateForm:
+    return GenerateForm(
         data,
+        files,
         engines=engine_choices(request.user.team),
         default_engine=settings.STABILITY_DEFAULT_ENGINE,
+        team=request.user.team,
         **kwargs,
     )
+
+
+def _reuse_initial(request: AuthedRequest) -> dict[str, Any]:
+    """?from=<image>&use=remix|prompt|seed|init: the form filled from an earlier image."""
+    use, image_id = request.GET.get("use", ""), request.GET.get("from", "")
+    if use not in REUSES or not image_id:
+        return {}
+    try:
+        image = GalleryImage.objects.for_team(request.user.team).select_related("job").get(pk=image_id)
+    except (GalleryImage.DoesNotExist, ValueError, ValidationError):
+        return {}
+    engine_ids = [engine_id for engine_id, _ in engine_choices(request.user.team)]
+    return initial_from(image, use, engine_ids)
 
 
 def _recent_jobs(request: AuthedRequest) -> list[GenerationJob]:
@@ -42,16 +62,26 @@ def _recent_jobs(request: AuthedRequest) -> list[GenerationJob]:
 @require_http_methods(["GET", "POST"])
 def create(request: AuthedRequest) -> HttpResponse:
     if request.method == "GET":
-        context = {"form": _form(request), "jobs": _recent_jobs(request)}
+        context = {"form": _form(request, initial=_reuse_initial(request)), "jobs": _recent_jobs(request)}
         return render(request, "generations/create.html", context)
-    form = _form(request, request.POST)
-    if not form.is_valid():
+    form = _form(request, request.POST, request.FILES)
+    valid = form.is_valid()
+    if form.init is not None and form.init.new_upload is not None:
+        # Keep a good init image even when another field is wrong, so the page can show it again.
+        form.keep_upload(
+            services.upload_store(team=request.user.team, user=request.user, image=form.init.new_upload)
+        )
+    if not valid:
         if request.htmx:
             response = render(request, "generations/create.html#create-form", {"form": form})
             return reswap(retarget(response, "#create-form"), "outerHTML")
         return render(request, "generations/create.html", {"form": form, "jobs": _recent_jobs(request)})
     job = services.job_create(
-        team=request.user.team, user=request.user, engine_id=form.cleaned_data["engine"], request=form.request
+        team=request.user.team,
+        user=request.user,
+        engine_id=form.cleaned_data["engine"],
+        request=form.request,
+        **form.job_origin,
     )
     if not request.htmx:
         return redirect("generations:create")
@@ -79,9 +109,35 @@ def job_card(request: AuthedRequest, job_id: UUID) -> HttpResponse:
 @login_required
 @require_GET
 def sizes(request: AuthedRequest) -> HttpResponse:
-    """The size select for the engine chosen in the form."""
-    form = _form(request, initial={"engine": request.GET.get("engine", "")})
-    return render(request, "generations/create.html#size-field", {"form": form})
+    """The size select for the engine chosen in the form (or, with an init image, the size it will have)."""
+    initial = {name: request.GET.get(name, "") for name in ("engine", "init_upload", "init_from")}
+    return render(request, "generations/create.html#size-field", {"form": _form(request, initial=initial)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def upload(request: AuthedRequest) -> HttpResponse:
+    """POST: an init image chosen or dropped in the form, checked and kept at once so the form can preview it
+    and the mask editor can paint on it. GET: the field without one. Answers the init field, and the size
+    field, which follows the init image."""
+    initial: dict[str, Any] = {"engine": request.GET.get("engine", "")}
+    error = ""
+    if request.method == "POST":
+        initial["engine"] = request.POST.get("engine", "")
+        try:
+            file = request.FILES.get("init_image")
+            if file is None:
+                raise UploadRejected("Choose a PNG, JPEG or WebP image.")
+            image = clean_upload(file)
+            stored = services.upload_store(team=request.user.team, user=request.user, image=image)
+            initial["init_upload"] = stored.pk
+        except UploadRejected as exc:
+            error = exc.message
+    form = _form(request, initial=initial)
+    context = {"form": form, "init_error": error, "size_oob": True}
+    response = render(request, "generations/create.html#init-field", context)
+    response.content += render_to_string("generations/create.html#size-field", context, request).encode()
+    return response
 
 
 def _cursor(image: GalleryImage) -> str:
@@ -112,13 +168,80 @@ def gallery(request: AuthedRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def _team_image(request: AuthedRequest, image_id: UUID) -> GalleryImage:
+    return get_object_or_404(
+        GalleryImage.objects.visible_to(request.user).select_related("job", "job__upload", "created_by"),
+        pk=image_id,
+    )
+
+
 @login_required
 @require_GET
 def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
-    image = get_object_or_404(
-        GalleryImage.objects.visible_to(request.user).select_related("job", "created_by"), pk=image_id
+    image = _team_image(request, image_id)
+    team_images = GalleryImage.objects.for_team(image.team)
+    context = {
+        "image": image,
+        "job": image.job,
+        "ancestors": image.ancestors(),
+        "descendants": list(image.descendants()),
+        "newer": team_images.after(image.created_at, image.pk).first(),
+        "older": team_images.newest_first().before(image.created_at, image.pk).first(),
+        "upscale_form": UpscaleForm(image=image, engines=upscaler_choices(image.team)),
+    }
+    return render(request, "generations/image_detail.html", context)
+
+
+def _started(request: AuthedRequest, job: GenerationJob) -> HttpResponse:
+    """After an action on an image: the create page, where the new job's card shows its progress."""
+    return redirect(f"{reverse('generations:create')}#job-{job.pk}")
+
+
+def _refused(request: AuthedRequest, image: GalleryImage, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("generations:image-detail", image_id=image.pk)
+
+
+@login_required
+@require_POST
+def image_variations(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id)
+    try:
+        job = services.image_variations(
+            image=image, user=request.user, default_engine=settings.STABILITY_DEFAULT_ENGINE
+        )
+    except RuleViolation as exc:
+        return _refused(request, image, f"Variations can't be made: {exc.field} {exc.rule}.")
+    return _started(request, job)
+
+
+@login_required
+@require_POST
+def image_rerun(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id)
+    try:
+        job = services.image_rerun(image=image, user=request.user)
+    except RuleViolation as exc:
+        return _refused(request, image, f"This image can't be re-run: {exc.field} {exc.rule}.")
+    return _started(request, job)
+
+
+@login_required
+@require_POST
+def image_upscale(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id)
+    form = UpscaleForm(request.POST, image=image, engines=upscaler_choices(image.team))
+    if not form.is_valid():
+        return _refused(
+            request, image, " ".join(str(message) for errors in form.errors.values() for message in errors)
+        )
+    job = services.image_upscale(
+        image=image,
+        user=request.user,
+        engine_id=form.cleaned_data["engine"],
+        prompt=form.cleaned_data["prompt"],
     )
-    return render(request, "generations/image_detail.html", {"image": image, "job": image.job})
+    return _started(request, job)
 
 
 @login_required
@@ -131,13 +254,20 @@ def image_download(request: AuthedRequest, image_id: UUID) -> FileResponse:
 @login_required
 @require_GET
 def media(request: AuthedRequest, path: str) -> FileResponse:
-    """Originals and thumbnails, only for members of the image's team."""
-    image = GalleryImage.objects.visible_to(request.user).filter(Q(image=path) | Q(thumbnail=path)).first()
-    if image is None:
-        raise Http404("No such image")
-    file = image.image if image.image.name == path else image.thumbnail
-    response = FileResponse(
-        file.open("rb"), content_type="image/png" if file is image.image else "image/webp"
-    )
+    """Originals, thumbnails and uploaded init images, only for members of their team."""
+    if path.startswith("uploads/"):
+        upload = Upload.objects.visible_to(request.user).filter(image=path).first()
+        if upload is None:
+            raise Http404("No such image")
+        file = upload.image
+    else:
+        image = (
+            GalleryImage.objects.visible_to(request.user).filter(Q(image=path) | Q(thumbnail=path)).first()
+        )
+        if image is None:
+            raise Http404("No such image")
+        file = image.image if image.image.name == path else image.thumbnail
+    content_type = "image/webp" if (file.name or "").endswith(".webp") else "image/png"
+    response = FileResponse(file.open("rb"), content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400"
     return response

@@ -172,6 +172,13 @@ def celery_worker_process(request, studio_engine, sandbox_url, settings, tmp_pat
 
 
 @pytest.fixture
+def redis_worker(studio_engine, sandbox_url, settings, tmp_path):
+    """One real worker (thread pool) on Redis, for journeys that need a worker but not every broker."""
+    with running_worker("redis", "threads", sandbox_url=sandbox_url, settings=settings, folder=tmp_path) as w:
+        yield w
+
+
+@pytest.fixture
 def prefork_worker(studio_engine, sandbox_url, settings, tmp_path):
     """A real worker with the production prefork pool on Redis, whose child processes a test may kill."""
     with running_worker("redis", "prefork", sandbox_url=sandbox_url, settings=settings, folder=tmp_path) as w:

@@ -192,6 +192,10 @@ class EngineSpec:
     def generates(self) -> bool:
         return self.kind is EngineKind.GENERATE
 
+    @property
+    def upscales(self) -> bool:
+        return self.kind is not EngineKind.GENERATE
+
 
 ENGINES: dict[str, EngineSpec] = {
     spec.id: spec

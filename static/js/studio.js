@@ -7,3 +7,12 @@ document.addEventListener("keydown", (event) => {
     form.requestSubmit();
   }
 });
+
+// A range input shows its value in the <output data-value-of="its id"> beside it.
+document.addEventListener("input", (event) => {
+  const input = event.target;
+  if (!(input instanceof HTMLInputElement) || input.type !== "range" || !input.id) return;
+  for (const output of document.querySelectorAll(`output[data-value-of="${input.id}"]`)) {
+    output.textContent = input.value;
+  }
+});

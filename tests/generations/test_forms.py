@@ -1,6 +1,6 @@
 import pytest
 
-from generations.forms import TextToImageForm
+from generations.forms import GenerateForm
 
 ENGINES = [
     ("stable-diffusion-xl-1024-v1-0", "Stable Diffusion XL v1.0"),
@@ -17,10 +17,8 @@ VALID = {
 }
 
 
-def form(**changes: str) -> TextToImageForm:
-    return TextToImageForm(
-        {**VALID, **changes}, engines=ENGINES, default_engine="stable-diffusion-xl-1024-v1-0"
-    )
+def form(**changes: str) -> GenerateForm:
+    return GenerateForm({**VALID, **changes}, engines=ENGINES, default_engine="stable-diffusion-xl-1024-v1-0")
 
 
 def test_a_valid_form_builds_the_request_the_client_will_send():

@@ -1,0 +1,353 @@
+"""Every image flow end to end: the form or action, the job, the task, the client, the sandbox over HTTP,
+the stored image and its lineage."""
+
+import base64
+import hashlib
+
+import numpy as np
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image, ImageDraw
+
+from accounts.services import team_balance
+from generations import services
+from generations.models import GalleryImage, GenerationJob, Upload
+from generations.stability.contract import Prompt, price_per_image
+from generations.stability.types import TextToImageRequest
+from tests.factories import UserFactory
+from tests.images import decode, encode, png
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SD16 = "stable-diffusion-v1-6"
+SDXL = "stable-diffusion-xl-1024-v1-0"
+HTMX = {"HTTP_HX_REQUEST": "true"}
+FORM = {
+    "prompt": "a harbour at night, lanterns",
+    "engine": SD16,
+    "size": "512x512",
+    "samples": "1",
+    "seed": "77",
+    "steps": "30",
+    "cfg_scale": "7",
+    "clip_guidance_preset": "NONE",
+}
+
+
+@pytest.fixture
+def user(studio_engine):
+    return UserFactory()
+
+
+@pytest.fixture
+def signed_in(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def photo() -> bytes:
+    return png(512, 512)
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(decode(data).convert("RGB"), dtype=np.int16)
+
+
+def distance(a: bytes, b: bytes) -> float:
+    """Mean absolute difference per channel, 0-255."""
+    return float(np.abs(pixels(a) - pixels(b)).mean())
+
+
+def result_of(job: GenerationJob) -> GalleryImage:
+    job.refresh_from_db()
+    assert job.status == "succeeded", job.error_message
+    return job.images.order_by("index").first()
+
+
+def read(image: GalleryImage) -> bytes:
+    with image.image.open("rb") as file:
+        return file.read()
+
+
+def generate(client, **fields) -> GenerationJob:
+    """Post the create form as the page does (htmx, multipart) and return the job it queued."""
+    before = set(GenerationJob.objects.values_list("pk", flat=True))
+    response = client.post(reverse("generations:create"), {**FORM, **fields}, **HTMX)
+    assert response.status_code == 201, response.content.decode()[:2000]
+    (job,) = GenerationJob.objects.exclude(pk__in=before)
+    return job
+
+
+def text_image(user, prompt: str = "a lighthouse on a cliff", engine_id: str = SD16, size: int = 512, **kw):
+    request = TextToImageRequest(text_prompts=(Prompt(prompt),), width=size, height=size, samples=1, **kw)
+    job = services.job_create(team=user.team, user=user, engine_id=engine_id, request=request)
+    return result_of(job)
+
+
+def mask_data_url(width: int, height: int, box: tuple[int, int, int, int]) -> str:
+    mask = Image.new("L", (width, height), 0)
+    ImageDraw.Draw(mask).rectangle(box, fill=255)
+    return "data:image/png;base64," + base64.b64encode(encode(mask)).decode()
+
+
+def test_an_uploaded_photo_at_a_higher_strength_stays_closer_to_it(signed_in, user, photo):
+    before = team_balance(user.team).credits
+    strong = generate(signed_in, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.8")
+    weak = generate(signed_in, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.2")
+    close, far = read(result_of(strong)), read(result_of(weak))
+    assert distance(close, photo) < distance(far, photo) / 2
+    assert decode(close).size == (512, 512)
+    assert (strong.kind, strong.init_image_mode, strong.image_strength) == (
+        "image-to-image",
+        "IMAGE_STRENGTH",
+        0.8,
+    )
+    assert Upload.objects.filter(team=user.team).count() == 2
+    price = price_per_image(SD16, steps=30, width=512, height=512)
+    assert team_balance(user.team).credits == pytest.approx(before - 2 * float(price))
+
+
+def test_an_upload_posted_first_is_previewed_and_then_used_by_its_id(signed_in, user, photo):
+    response = signed_in.post(
+        reverse("generations:upload"),
+        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
+        **HTMX,
+    )
+    html = response.content.decode()
+    upload = Upload.objects.get()
+    assert response.status_code == 200
+    assert reverse("generations:media", args=[upload.image.name]) in html
+    assert f'name="init_upload" value="{upload.pk}"' in html
+    assert "data-mask-editor" in html and 'hx-swap-oob="outerHTML"' in html  # the size field follows
+    assert signed_in.get(reverse("generations:media", args=[upload.image.name])).status_code == 200
+    job = generate(signed_in, init_upload=str(upload.pk), image_strength="0.5")
+    assert job.upload == upload and job.kind == "image-to-image"
+    assert result_of(job).width == 512
+
+
+def test_a_step_schedule_redraws_more_the_later_it_starts(signed_in, photo):
+    light = generate(
+        signed_in,
+        init_image=SimpleUploadedFile("photo.png", photo),
+        init_image_mode="STEP_SCHEDULE",
+        step_schedule_start="0.2",
+        step_schedule_end="0.1",
+    )
+    heavy = generate(
+        signed_in,
+        init_image=SimpleUploadedFile("photo.png", photo),
+        init_image_mode="STEP_SCHEDULE",
+        step_schedule_start="0.9",
+    )
+    assert (light.init_image_mode, light.step_schedule_start, light.step_schedule_end) == (
+        "STEP_SCHEDULE",
+        0.2,
+        0.1,
+    )
+    assert light.image_strength is None
+    assert distance(read(result_of(light)), photo) < distance(read(result_of(heavy)), photo)
+
+
+@pytest.mark.parametrize("source", ["MASK_IMAGE_WHITE", "MASK_IMAGE_BLACK"])
+def test_a_painted_mask_changes_only_the_painted_part(signed_in, photo, source):
+    job = generate(
+        signed_in,
+        init_image=SimpleUploadedFile("photo.png", photo),
+        mask_source=source,
+        mask=mask_data_url(512, 512, (0, 0, 255, 511)),  # the left half is painted
+    )
+    sent_mask = np.asarray(decode(job.mask_image.open("rb").read()))
+    assert job.kind == "masking" and job.mask_source == source
+    assert (sent_mask[:, :256] == (255 if source == "MASK_IMAGE_WHITE" else 0)).all()  # the API's polarity
+    result, original = pixels(read(result_of(job))), pixels(photo)
+    assert (result[:, 256:] == original[:, 256:]).all()  # untouched, to the pixel
+    assert np.abs(result[:, :256] - original[:, :256]).mean() > 20
+
+
+def test_the_transparent_pixels_of_an_upload_can_be_the_mask(signed_in):
+    image = decode(png(512, 512)).convert("RGBA")
+    image.paste((0, 0, 0, 0), (0, 0, 512, 128))  # the top quarter is transparent
+    with_alpha = encode(image)
+    job = generate(
+        signed_in, init_image=SimpleUploadedFile("a.png", with_alpha), mask_source="INIT_IMAGE_ALPHA"
+    )
+    result, original = pixels(read(result_of(job))), pixels(encode(image.convert("RGB")))
+    assert job.kind == "masking" and not job.mask_image
+    assert (result[128:] == original[128:]).all()
+    assert np.abs(result[:128] - original[:128]).mean() > 20
+
+
+def test_the_alpha_mask_needs_transparent_pixels(signed_in, photo):
+    response = signed_in.post(
+        reverse("generations:create"),
+        {**FORM, "init_image": SimpleUploadedFile("p.png", photo), "mask_source": "INIT_IMAGE_ALPHA"},
+        **HTMX,
+    )
+    assert "This image has no transparent pixels" in response.content.decode()
+    assert not GenerationJob.objects.exists()
+
+
+def test_a_painted_mask_source_without_paint_asks_for_it(signed_in, photo):
+    response = signed_in.post(
+        reverse("generations:create"),
+        {
+            **FORM,
+            "init_image": SimpleUploadedFile("p.png", photo),
+            "mask_source": "MASK_IMAGE_WHITE",
+            "mask": "",
+        },
+        **HTMX,
+    )
+    assert "Paint over the part" in response.content.decode()
+    assert not GenerationJob.objects.exists()
+
+
+def test_an_init_image_of_a_size_the_engine_refuses_is_resized_to_the_nearest_and_the_form_says_so(
+    signed_in, user
+):
+    photo = png(1000, 750)
+    preview = signed_in.post(
+        reverse("generations:upload"),
+        {"engine": SDXL, "init_image": SimpleUploadedFile("p.png", photo)},
+        **HTMX,
+    ).content.decode()
+    assert "does not accept 1000×750" in preview and "1152×896" in preview
+    job = generate(signed_in, engine=SDXL, size="1024x1024", init_upload=str(Upload.objects.get().pk))
+    assert (job.width, job.height, job.resized_from) == (1152, 896, "1000x750")
+    assert decode(read(result_of(job))).size == (1152, 896)
+
+
+def test_a_gallery_image_can_be_the_init_image_and_becomes_the_parent(signed_in, user):
+    source = text_image(user)
+    form = signed_in.get(reverse("generations:create"), {"use": "init", "from": source.pk}).content.decode()
+    assert f'name="init_from" value="{source.pk}"' in form
+    job = generate(signed_in, init_from=str(source.pk), image_strength="0.5")
+    child = result_of(job)
+    assert (job.parent, job.relation) == (source, "init")
+    assert child.parent == source
+
+
+def test_upscale_with_esrgan_doubles_the_image_and_links_it_to_its_source(signed_in, user):
+    source = text_image(user)
+    before = team_balance(user.team).credits
+    response = signed_in.post(
+        reverse("generations:image-upscale", args=[source.pk]), {"engine": "esrgan-v1-x2plus"}
+    )
+    job = GenerationJob.objects.get(kind="upscale")
+    assert response.status_code == 302
+    upscaled = result_of(job)
+    assert (upscaled.width, upscaled.height) == (1024, 1024)
+    assert decode(read(upscaled)).size == (1024, 1024)
+    assert (job.parent, job.relation, job.upscale_factor) == (source, "upscale", 2)
+    assert team_balance(user.team).credits == pytest.approx(before - 0.2)
+
+
+def test_the_latent_upscaler_makes_the_image_four_times_as_large_with_a_prompt(signed_in, user):
+    source = text_image(user)
+    signed_in.post(
+        reverse("generations:image-upscale", args=[source.pk]),
+        {"engine": "stable-diffusion-x4-latent-upscaler", "prompt": "crisp detail"},
+    )
+    job = GenerationJob.objects.get(kind="upscale")
+    upscaled = result_of(job)
+    assert (upscaled.width, upscaled.height) == (2048, 2048)
+    assert job.text_prompts == [{"text": "crisp detail", "weight": 1.0}]
+
+
+def test_upscales_the_api_would_refuse_are_explained_and_never_sent(signed_in, user):
+    source = text_image(user, engine_id=SDXL, size=1024)
+    before = team_balance(user.team).credits
+    page = signed_in.get(reverse("generations:image-detail", args=[source.pk])).content.decode()
+    assert "over the API&#x27;s limit of 4,194,304 pixels" in page
+    assert 'value="stable-diffusion-x4-latent-upscaler"' not in page  # not offered as a choice
+    assert 'value="esrgan-v1-x2plus"' in page  # 2048x2048 is exactly the limit
+    response = signed_in.post(
+        reverse("generations:image-upscale", args=[source.pk]),
+        {"engine": "stable-diffusion-x4-latent-upscaler"},
+    )
+    assert response.status_code == 302
+    assert not GenerationJob.objects.filter(kind="upscale").exists()
+    assert "4,194,304 pixels" in signed_in.get(response["Location"]).content.decode()
+    assert team_balance(user.team).credits == before
+
+
+def test_variations_keep_the_prompt_and_draw_new_seeds_from_the_image(signed_in, user):
+    source = text_image(user, prompt="a fox in the snow", seed=5)
+    signed_in.post(reverse("generations:image-variations", args=[source.pk]))
+    job = GenerationJob.objects.get(relation="variation")
+    job.refresh_from_db()
+    images = list(job.images.all())
+    assert job.status == "succeeded" and job.kind == "image-to-image" and job.parent == source
+    assert job.prompt == "a fox in the snow" and len(images) == 4
+    assert len({image.seed for image in images}) == 4 and source.seed not in {image.seed for image in images}
+    for image in images:
+        assert distance(read(image), read(source)) < 60  # recognisably the same picture
+
+
+@pytest.mark.parametrize("kind", ["text-to-image", "image-to-image", "masking"])
+def test_a_rerun_gives_the_same_bytes_as_the_original(signed_in, user, photo, kind):
+    if kind == "text-to-image":
+        original = text_image(user)
+    else:
+        extra = {"mask_source": "MASK_IMAGE_WHITE", "mask": mask_data_url(512, 512, (100, 100, 300, 300))}
+        job = generate(
+            signed_in,
+            samples="3",
+            seed="0",
+            init_image=SimpleUploadedFile("p.png", photo),
+            **(extra if kind == "masking" else {"image_strength": "0.4"}),
+        )
+        result_of(job)
+        original = job.images.order_by("index")[1]  # not the first: its own seed, not the job's
+    signed_in.post(reverse("generations:image-rerun", args=[original.pk]))
+    rerun = GenerationJob.objects.get(relation="rerun")
+    copy = result_of(rerun)
+    assert (rerun.kind, rerun.parent, rerun.samples, copy.seed) == (
+        original.job.kind,
+        original,
+        1,
+        original.seed,
+    )
+    assert hashlib.sha256(read(copy)).digest() == hashlib.sha256(read(original)).digest()
+
+
+def test_the_detail_page_follows_the_lineage_back_to_the_first_prompt_and_forward(signed_in, user):
+    first = text_image(user, prompt="the very first prompt")
+    signed_in.post(reverse("generations:image-variations", args=[first.pk]))
+    variation = GenerationJob.objects.get(relation="variation").images.first()
+    signed_in.post(reverse("generations:image-upscale", args=[variation.pk]), {"engine": "esrgan-v1-x2plus"})
+    upscaled = GenerationJob.objects.get(relation="upscale").images.get()
+    assert upscaled.ancestors() == [variation, first]
+
+    page = signed_in.get(reverse("generations:image-detail", args=[upscaled.pk])).content.decode()
+    trail = page.split('class="trail"')[1].split("</ol>")[0]
+    assert "The first prompt: <q>the very first prompt</q>" in trail
+    assert trail.index(str(first.pk)) < trail.index(str(variation.pk))  # oldest first
+    forward = signed_in.get(reverse("generations:image-detail", args=[first.pk])).content.decode()
+    made_from = forward.split("Made from this image")[1]
+    assert all(str(image.pk) in made_from for image in variation.job.images.all())
+
+
+def test_remix_fills_the_form_with_every_setting_but_the_seed(signed_in, user):
+    source = text_image(
+        user, prompt="a glass teapot", engine_id=SDXL, size=1024, seed=9, steps=40, cfg_scale=11
+    )
+    html = signed_in.get(reverse("generations:create"), {"use": "remix", "from": source.pk}).content.decode()
+    assert "a glass teapot</textarea>" in html
+    assert f'<option value="{SDXL}" selected>' in html
+    assert 'name="steps" value="40"' in html and 'name="cfg_scale" value="11' in html
+    assert 'name="seed"' in html and 'name="seed" value=' not in html
+    seed = signed_in.get(reverse("generations:create"), {"use": "seed", "from": source.pk}).content.decode()
+    assert f'name="seed" value="{source.seed}"' in seed
+
+
+def test_another_teams_image_cannot_be_used_or_acted_on(signed_in, user):
+    stranger = UserFactory()
+    theirs = text_image(stranger)
+    for action in ("image-variations", "image-rerun", "image-upscale"):
+        assert signed_in.post(reverse(f"generations:{action}", args=[theirs.pk])).status_code == 404
+    response = signed_in.post(reverse("generations:create"), {**FORM, "init_from": str(theirs.pk)}, **HTMX)
+    assert "no longer available" in response.content.decode()
+    assert GenerationJob.objects.filter(team=user.team).count() == 0
