@@ -25,7 +25,7 @@ def _listed_engines(team: Team) -> dict[str, str] | None:
     client = team_client(team, interactive=True)
     if client is None:
         return None
-    key = f"engines:{client.host}:{client.organization}"
+    key = f"engines:v2:{client.host}:{client.organization}"  # v2: a dict of every engine listed
     cached = cache.get(key)
     if cached is not None:
         return cached or None
@@ -61,7 +61,9 @@ def nearest_size(engine_id: str, width: int, height: int) -> tuple[int, int]:
     """The accepted size closest to width x height: the same shape first, then the same area. An engine
     the contract does not know keeps the size it was given (the API applies its own rule)."""
     spec = ENGINES.get(engine_id)
-    if spec is None or spec.size_rule is None or spec.size_rule.allows(width, height):
+    if spec is None or spec.size_rule is None:
+        return width, height
+    if width % 64 == 0 and height % 64 == 0 and spec.size_rule.allows(width, height):
         return width, height
     aspect, area = math.log(width / height), math.log(width * height)
 

@@ -2,9 +2,11 @@
 form refuses exactly what the API would, and says so next to the field. With an init image the same form
 makes an image-to-image request, and with a mask a masking one."""
 
+import base64
 import re
 from dataclasses import dataclass, replace
 from typing import Any, cast
+from uuid import UUID
 
 from django import forms
 from django.urls import reverse
@@ -142,8 +144,9 @@ class GenerateForm(forms.Form):
         error_messages={"empty": EMPTY_MESSAGE},
         help_text="PNG, JPEG or WebP, up to 10 MB (kept at 2048 px at most). The result takes its size.",
     )
-    init_upload = forms.UUIDField(required=False, widget=forms.HiddenInput)
-    init_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # Ids of an earlier upload or a gallery image; checked (as the team's) when the init image is read.
+    init_upload = forms.CharField(required=False, widget=forms.HiddenInput)
+    init_from = forms.CharField(required=False, widget=forms.HiddenInput)
     init_image_mode = forms.ChoiceField(
         label="Mode",
         required=False,
@@ -292,7 +295,7 @@ class GenerateForm(forms.Form):
         source = self.cleaned_data.get("mask_source") or ""
         if source and init is None:
             if "init_image" not in self.errors:
-                self.add_error("mask_source", "Choose an init image first: a mask applies to an image.")
+                self.add_error("init_image", "Choose an init image first: a mask applies to an image.")
             return None
         if source == "INIT_IMAGE_ALPHA":
             if not init or not init.has_alpha:
@@ -424,7 +427,11 @@ class GenerateForm(forms.Form):
 
 
 def _is_uuid(value: str) -> bool:
-    return bool(re.fullmatch(r"[0-9a-fA-F-]{32,36}", value))
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _sentence(violation: RuleViolation) -> str:
@@ -535,13 +542,35 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
     if job.kind == GenerationJob.Kind.TEXT_TO_IMAGE:
         initial["size"] = job.size
         return initial
-    if job.parent_id and job.relation in (GenerationJob.Relation.INIT, GenerationJob.Relation.VARIATION):
-        initial["init_from"] = job.parent_id
+    # A re-run started from the same init image as the job it repeats: look through to that job.
+    origin = job
+    while origin.relation == GenerationJob.Relation.RERUN and origin.parent is not None:
+        origin = origin.parent.job
+    if origin.parent_id and origin.relation in (
+        GenerationJob.Relation.INIT,
+        GenerationJob.Relation.VARIATION,
+    ):
+        initial["init_from"] = origin.parent_id
     elif job.upload_id:
         initial["init_upload"] = job.upload_id
+    if job.kind == GenerationJob.Kind.MASKING:
+        initial.update(_mask_initial(job))
     if job.kind == GenerationJob.Kind.IMAGE_TO_IMAGE:
         initial["init_image_mode"] = job.init_image_mode
         for name in ("image_strength", "step_schedule_start", "step_schedule_end"):
             if getattr(job, name) is not None:
                 initial[name] = getattr(job, name)
+    return initial
+
+
+def _mask_initial(job: GenerationJob) -> dict[str, Any]:
+    """The mask source again, and a painted mask as the editor paints it (255 = change), unless the init
+    image was resized for the engine (the mask sent no longer fits the image the form shows)."""
+    initial: dict[str, Any] = {"mask_source": job.mask_source}
+    if job.mask_source in PAINTED_MASKS and job.mask_image and not job.resized_from:
+        with job.mask_image.open("rb") as file:
+            mask = file.read()
+        if job.mask_source == "MASK_IMAGE_BLACK":
+            mask = invert_mask(mask)
+        initial["mask"] = "data:image/png;base64," + base64.b64encode(mask).decode()
     return initial

@@ -3,6 +3,8 @@
 import io
 import logging
 from dataclasses import replace as _replace
+from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from django.core.files.base import ContentFile
@@ -34,6 +36,7 @@ from generations.uploads import CleanImage
 logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIDE = 384
+UNUSED_UPLOAD_LIFETIME = timedelta(days=1)
 VARIATION_SAMPLES = 4
 VARIATION_STRENGTH = 0.6  # close enough to read as the same picture, far enough to differ
 
@@ -44,13 +47,32 @@ class JobNotClaimed(Exception):
 
 @transaction.atomic
 def upload_store(*, team: Team, user: User, image: CleanImage) -> Upload:
-    """Keep a checked, re-encoded init image for the team, under a name Studio chooses."""
+    """Keep a checked, re-encoded init image for the team, under a name Studio chooses; forget the team's
+    uploads that no job used within a day (chosen, then replaced or abandoned)."""
     upload = Upload(
         team=team, created_by=user, width=image.width, height=image.height, has_alpha=image.has_alpha
     )
-    upload.image.save("upload.png", ContentFile(image.png), save=False)
-    upload.save(force_insert=True)
+    try:
+        upload.image.save("upload.png", ContentFile(image.png), save=False)
+        upload.save(force_insert=True)
+    except Exception:
+        _delete_files(upload.image)
+        raise
+    uploads_prune(team=team)
     return upload
+
+
+def uploads_prune(*, team: Team) -> int:
+    stale = Upload.objects.for_team(team).filter(
+        jobs__isnull=True, created_at__lt=timezone.now() - UNUSED_UPLOAD_LIFETIME
+    )
+    count = 0
+    for upload in stale:
+        # The row goes with the transaction; the file only once that is certain.
+        transaction.on_commit(partial(_delete_files, upload.image))
+        upload.delete()
+        count += 1
+    return count
 
 
 @transaction.atomic
@@ -84,13 +106,13 @@ def job_create(
         resized_from=resized_from,
         **_request_fields(engine_id, request),
     )
-    if isinstance(request, ImageToImageRequest | MaskingRequest):
-        job.init_image.save("init.png", ContentFile(request.init_image), save=False)
-    if isinstance(request, MaskingRequest) and request.mask_image is not None:
-        job.mask_image.save("mask.png", ContentFile(request.mask_image), save=False)
-    if isinstance(request, UpscaleRequest):
-        job.init_image.save("source.png", ContentFile(request.image), save=False)
     try:
+        if isinstance(request, ImageToImageRequest | MaskingRequest):
+            job.init_image.save("init.png", ContentFile(request.init_image), save=False)
+        if isinstance(request, MaskingRequest) and request.mask_image is not None:
+            job.mask_image.save("mask.png", ContentFile(request.mask_image), save=False)
+        if isinstance(request, UpscaleRequest):
+            job.init_image.save("source.png", ContentFile(request.image), save=False)
         job.save(force_insert=True)
     except Exception:
         _delete_files(job.init_image, job.mask_image)  # nothing half-written is left behind

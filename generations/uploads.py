@@ -24,6 +24,9 @@ EMPTY_MESSAGE = f"The file is empty. Choose a {ACCEPTED} image."
 # No engine takes a side over 1536, so larger images are kept at 2048 at most: a 12-megapixel photo is
 # then checked and stored in well under a second instead of four, while a person waits for the preview.
 MAX_STORED_SIDE = 2048
+# A painted mask is two flat colours, a few hundred KB at most; this stays well under the request limit.
+MAX_MASK_BYTES = 4 * 1024 * 1024
+PAINT_SOMETHING = "Paint over the part of the image to change."
 PNG_COMPRESS_LEVEL = 1
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MASK_DATA_URL_PREFIX = "data:image/png;base64,"
@@ -87,11 +90,13 @@ def clean_mask(data_url: str, *, size: tuple[int, int]) -> bytes:
 
     The mask must be exactly `size` (width, height), the size of the image it was painted over.
     """
+    if not data_url.strip():
+        raise UploadRejected(PAINT_SOMETHING)
     if not data_url.startswith(MASK_DATA_URL_PREFIX):
         raise UploadRejected("The mask is not a PNG image; paint it again.")
     encoded = data_url.removeprefix(MASK_DATA_URL_PREFIX)
-    if len(encoded) > math.ceil(MAX_UPLOAD_BYTES / 3) * 4:
-        raise UploadRejected(f"The mask is larger than {_limit_mb()}; paint a simpler one.")
+    if len(encoded) > math.ceil(MAX_MASK_BYTES / 3) * 4:
+        raise UploadRejected("The mask is larger than 4 MB; paint a simpler one.")
     try:
         content = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -113,7 +118,7 @@ def clean_mask(data_url: str, *, size: tuple[int, int]) -> bytes:
         raise UploadRejected("The mask could not be read; paint it again.") from exc
     mask = _mask_levels(image)
     if _band_range(mask)[1] == 0:
-        raise UploadRejected("Paint over the part of the image to change.")
+        raise UploadRejected(PAINT_SOMETHING)
     return _encode_png(mask)
 
 

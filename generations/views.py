@@ -123,14 +123,15 @@ def upload(request: AuthedRequest) -> HttpResponse:
     initial: dict[str, Any] = {"engine": request.GET.get("engine", "")}
     error = ""
     if request.method == "POST":
-        initial["engine"] = request.POST.get("engine", "")
+        # If the new file is refused, the image chosen before stays.
+        initial = {name: request.POST.get(name, "") for name in ("engine", "init_upload", "init_from")}
         try:
             file = request.FILES.get("init_image")
             if file is None:
                 raise UploadRejected("Choose a PNG, JPEG or WebP image.")
             image = clean_upload(file)
             stored = services.upload_store(team=request.user.team, user=request.user, image=image)
-            initial["init_upload"] = stored.pk
+            initial.update(init_upload=stored.pk, init_from="")
         except UploadRejected as exc:
             error = exc.message
     form = _form(request, initial=initial)

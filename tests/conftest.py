@@ -47,6 +47,16 @@ def _isolated_files_and_cache(settings, tmp_path):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_connections_kept_alive_between_tests():
+    """The live server serves each kept-alive connection on a thread holding a database connection until
+    the socket closes; closing the client's pool after each test lets PostgreSQL drop the test database."""
+    yield
+    from generations.stability.client import shared_http_close
+
+    shared_http_close()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _celery_runs_tasks_in_process():
     """Without a worker, a task queued on commit runs in the test process (worker tests switch it off)."""

@@ -45,6 +45,15 @@ def shared_http() -> httpx.Client:
         return _http
 
 
+def shared_http_close() -> None:
+    """Close the pool's connections (a server keeps a thread per kept-alive connection)."""
+    global _http
+    with _http_lock:
+        if _http is not None:
+            _http.close()
+        _http = None
+
+
 def _forget_http_after_fork() -> None:
     global _http
     _http = None

@@ -101,7 +101,7 @@
       "div",
       { class: "mask-toolbar", role: "toolbar", "aria-label": "Mask painting tools", "data-mask-generated": "" },
       el("span", { class: "mask-tools" }, brush, eraser),
-      el("span", { class: "mask-size" }, el("label", { for: id }, "Size"), size, sizeValue),
+      el("span", { class: "mask-size" }, el("label", { for: id }, "Brush size"), size, sizeValue),
       el("span", { class: "mask-actions" }, clear, invert),
       el("label", { class: "mask-overlay-toggle" }, overlay, " Show overlay"),
     );

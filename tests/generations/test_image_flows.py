@@ -7,6 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
@@ -200,7 +201,8 @@ def test_a_painted_mask_source_without_paint_asks_for_it(signed_in, photo):
         },
         **HTMX,
     )
-    assert "Paint over the part" in response.content.decode()
+    error = response.content.decode().split('id="id_mask_source_error"')[1].split("</div>")[0]
+    assert "Paint over the part of the image to change." in error
     assert not GenerationJob.objects.exists()
 
 
@@ -351,3 +353,133 @@ def test_another_teams_image_cannot_be_used_or_acted_on(signed_in, user):
     response = signed_in.post(reverse("generations:create"), {**FORM, "init_from": str(theirs.pk)}, **HTMX)
     assert "no longer available" in response.content.decode()
     assert GenerationJob.objects.filter(team=user.team).count() == 0
+
+
+def test_remix_of_an_image_to_image_result_and_of_its_rerun_brings_the_init_image_back(signed_in, user):
+    source = text_image(user)
+    made = result_of(generate(signed_in, init_from=str(source.pk), image_strength="0.45"))
+    signed_in.post(reverse("generations:image-rerun", args=[made.pk]))
+    rerun = GenerationJob.objects.get(relation="rerun").images.get()
+    for image in (made, rerun):
+        html = signed_in.get(
+            reverse("generations:create"), {"use": "remix", "from": image.pk}
+        ).content.decode()
+        assert f'name="init_from" value="{source.pk}"' in html
+        assert 'name="image_strength" value="0.45"' in html
+
+
+@pytest.mark.parametrize("field", ["init_upload", "init_from"])
+def test_a_forged_init_reference_is_refused_at_the_init_field(signed_in, field):
+    response = signed_in.post(reverse("generations:create"), {**FORM, field: "not-a-uuid"}, **HTMX)
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "no longer available" in html.split('id="init_image_error"')[1]
+    assert not GenerationJob.objects.exists()
+
+
+def test_a_photo_whose_sides_are_not_multiples_of_64_is_resized_for_sd16_with_its_mask(signed_in):
+    photo = png(1000, 750)
+    preview = signed_in.post(
+        reverse("generations:upload"),
+        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
+        **HTMX,
+    ).content.decode()
+    assert "does not accept 1000×750" in preview and "1024×768" in preview
+    upload = Upload.objects.get()
+    job = generate(
+        signed_in,
+        init_upload=str(upload.pk),
+        mask_source="MASK_IMAGE_WHITE",
+        mask=mask_data_url(1000, 750, (0, 0, 499, 749)),  # the left half
+    )
+    result = pixels(read(result_of(job)))
+    sent_init, sent_mask = (
+        pixels(job.init_image.open("rb").read()),
+        np.asarray(decode(job.mask_image.open("rb").read())),
+    )
+    assert (job.width, job.height, job.resized_from) == (1024, 768, "1000x750")
+    assert sent_mask.shape == (768, 1024) and sent_mask[:, :500].min() > 200 and sent_mask[:, 520:].max() == 0
+    assert (result[:, 520:] == sent_init[:, 520:]).all()
+
+
+def test_remix_of_an_inpainting_brings_back_its_mask(signed_in, photo):
+    painted = mask_data_url(512, 512, (0, 0, 255, 511))
+    job = generate(
+        signed_in, init_image=SimpleUploadedFile("p.png", photo), mask_source="MASK_IMAGE_BLACK", mask=painted
+    )
+    html = signed_in.get(
+        reverse("generations:create"), {"use": "remix", "from": result_of(job).pk}
+    ).content.decode()
+    assert '<option value="MASK_IMAGE_BLACK" selected>' in html
+    carried = html.split('name="mask" value="')[1].split('"')[0]
+    assert carried.startswith("data:image/png;base64,")
+    mask = np.asarray(decode(base64.b64decode(carried.split(",")[1])))
+    assert (mask[:, :256] == 255).all() and (mask[:, 256:] == 0).all()  # as the editor paints it
+
+
+def test_a_rerun_of_an_upscale_gives_the_same_bytes(signed_in, user):
+    source = text_image(user)
+    signed_in.post(reverse("generations:image-upscale", args=[source.pk]), {"engine": "esrgan-v1-x2plus"})
+    upscaled = result_of(GenerationJob.objects.get(relation="upscale"))
+    signed_in.post(reverse("generations:image-rerun", args=[upscaled.pk]))
+    again = result_of(GenerationJob.objects.get(relation="rerun"))
+    assert (again.width, again.height) == (1024, 1024)
+    assert read(again) == read(upscaled)
+
+
+def test_a_refused_replacement_keeps_the_init_image_already_chosen(signed_in, photo):
+    first = signed_in.post(
+        reverse("generations:upload"),
+        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
+        **HTMX,
+    )
+    upload = Upload.objects.get()
+    assert first.status_code == 200
+    second = signed_in.post(
+        reverse("generations:upload"),
+        {
+            "engine": SD16,
+            "init_upload": str(upload.pk),
+            "init_image": SimpleUploadedFile("x.png", b"not an image"),
+        },
+        **HTMX,
+    ).content.decode()
+    assert "This file is not a PNG, JPEG or WebP image." in second
+    assert f'name="init_upload" value="{upload.pk}"' in second
+
+
+def test_uploads_no_job_used_within_a_day_are_forgotten(signed_in, user, photo, settings):
+    from django.utils import timezone
+
+    used = generate(signed_in, init_image=SimpleUploadedFile("p.png", photo)).upload
+    signed_in.post(
+        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
+    )
+    abandoned = Upload.objects.exclude(pk=used.pk).get()
+    Upload.objects.update(created_at=timezone.now() - timezone.timedelta(days=2))
+    signed_in.post(
+        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
+    )
+    assert Upload.objects.filter(pk=used.pk).exists()
+    assert not Upload.objects.filter(pk=abandoned.pk).exists()
+    assert not (settings.MEDIA_ROOT / abandoned.image.name).exists()
+    assert Upload.objects.count() == 2
+
+
+def test_another_teams_upload_is_neither_shown_nor_used(signed_in, photo):
+    stranger = Client()
+    stranger.force_login(UserFactory())
+    stranger.post(
+        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
+    )
+    theirs = Upload.objects.get()
+    assert signed_in.get(reverse("generations:media", args=[theirs.image.name])).status_code == 404
+    sizes = signed_in.get(
+        reverse("generations:sizes"), {"engine": SD16, "init_upload": str(theirs.pk)}, **HTMX
+    )
+    assert sizes.status_code == 200 and str(theirs.pk) not in sizes.content.decode()
+    garbage = signed_in.get(reverse("generations:sizes"), {"engine": SD16, "init_upload": "-" * 36}, **HTMX)
+    assert garbage.status_code == 200
+    response = signed_in.post(reverse("generations:create"), {**FORM, "init_upload": str(theirs.pk)}, **HTMX)
+    assert "no longer available" in response.content.decode()
+    assert not GenerationJob.objects.exists()

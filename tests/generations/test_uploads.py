@@ -309,7 +309,7 @@ def jpeg_data_url() -> str:
         ),
         (jpeg_data_url, "The mask is not a PNG image; paint it again."),
         (lambda: "data:image/png;base64," + jpeg_data_url().split(",")[1], "The mask is not a PNG image"),
-        (lambda: "", "The mask is not a PNG image; paint it again."),
+        (lambda: "", "Paint over the part of the image to change."),  # erased to nothing
         (lambda: "data:image/png;base64,not*base64!", "The mask could not be read; paint it again."),
         (
             lambda: "data:image/png;base64," + base64.b64encode(encode(painted((64, 64)))[:-30]).decode(),
