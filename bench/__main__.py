@@ -82,6 +82,62 @@ def make_images(team, user, count: int) -> None:
     )
 
 
+UPLOAD_CHECK = """
+import io, resource, sys, time
+import numpy as np
+from PIL import Image
+from generations.uploads import UploadRejected, clean_upload
+from tests.bad_uploads import huge_png
+
+if sys.argv[1] == "photo":
+    noise = np.random.default_rng(1).integers(0, 255, (378, 504, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).resize((4032, 3024), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=90)
+    data = buffer.getvalue()
+else:
+    data = huge_png(20_000, 20_000)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+started = time.perf_counter()
+try:
+    clean_upload(data)
+    outcome = "accepted"
+except UploadRejected:
+    outcome = "refused"
+elapsed = (time.perf_counter() - started) * 1000
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(f"{len(data)} {outcome} {elapsed:.0f} {grown:.0f}")
+"""
+
+
+def upload_rows() -> list[tuple[str, str]]:
+    """What checking an upload costs, each in a fresh process so that its peak resident memory (Pillow's
+    pixel buffers included) is its own: a 12-megapixel phone photo, and a 20000x20000 PNG."""
+    import subprocess
+
+    rows = []
+    for case, label in (("photo", "4032x3024 JPEG"), ("bomb", "20000x20000 PNG")):
+        runs = [
+            subprocess.run(
+                [sys.executable, "-c", UPLOAD_CHECK, case],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.split()
+            for _ in range(5)
+        ]
+        size, outcome = int(runs[0][0]), runs[0][1]
+        millis = statistics.median(float(run[2]) for run in runs)
+        grown = max(float(run[3]) for run in runs)
+        rows.append(
+            (
+                f"Upload check, {label} ({size / 2**10:,.0f} KiB), {outcome}",
+                f"{millis:.0f} ms median, {grown:.0f} MiB peak memory growth",
+            )
+        )
+    return rows
+
+
 def main() -> None:
     from accounts.services import user_signup
     from sandbox.services import key_create
@@ -132,6 +188,8 @@ def main() -> None:
                 f"{median:.0f} ms median, {p95:.0f} ms p95, {peak:.0f} MiB peak Python memory",
             )
         )
+
+    rows.extend(upload_rows())
 
     table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}"
