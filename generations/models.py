@@ -1,3 +1,4 @@
+import functools
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -5,6 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from generations.stability.contract import Prompt
@@ -297,6 +299,18 @@ class GalleryImage(models.Model):
         return f"studio-{self.seed}-{str(self.pk)[:8]}.png"
 
     @property
+    def url(self) -> str:
+        return f"{_detail_prefix()}{self.pk}/"
+
+    @property
+    def image_url(self) -> str:
+        return _media_prefix() + (self.image.name or "")
+
+    @property
+    def thumbnail_url(self) -> str:
+        return _media_prefix() + (self.thumbnail.name or "")
+
+    @property
     def parent(self) -> "GalleryImage | None":
         return self.job.parent
 
@@ -320,3 +334,16 @@ class GalleryImage(models.Model):
             .select_related("job")
             .order_by("created_at", "index")
         )
+
+
+# A gallery page lists many images: their URLs are built from a prefix reversed once, not reversed each
+# (the script prefix is the same for every request of a deployment).
+@functools.cache
+def _media_prefix() -> str:
+    return reverse("generations:media", args=["x"]).removesuffix("x")
+
+
+@functools.cache
+def _detail_prefix() -> str:
+    example = uuid.UUID(int=0)
+    return reverse("generations:image-detail", args=[example]).removesuffix(f"{example}/")
