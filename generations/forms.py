@@ -5,15 +5,15 @@ makes an image-to-image request, and with a mask a masking one."""
 import base64
 import re
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, cast
 from uuid import UUID
 
 from django import forms
-from django.urls import reverse
 
 from generations.engines import default_size, nearest_size, size_choices, upscale_factor, upscale_output
 from generations.imaging import fit_image, fit_to_engine, invert_mask
-from generations.models import GalleryImage, GenerationJob, Upload
+from generations.models import GalleryImage, GenerationJob, Upload, read_file
 from generations.stability.contract import (
     CLIP_GUIDANCE_PRESETS,
     ENGINES,
@@ -64,7 +64,6 @@ class InitImage:
     width: int
     height: int
     has_alpha: bool
-    url: str
     upload: Upload | None = None
     parent: GalleryImage | None = None
     new_upload: CleanImage | None = None
@@ -91,8 +90,13 @@ class InitPreview:
         return self.output != (self.width, self.height)
 
 
-def _media_url(name: str | None) -> str:
-    return reverse("generations:media", args=[name or ""])
+def _init_of(source: Upload | GalleryImage) -> InitImage:
+    """An earlier upload or a gallery image as the init image, read from storage."""
+    if isinstance(source, Upload):
+        return InitImage(
+            read_file(source.image), source.width, source.height, source.has_alpha, upload=source
+        )
+    return InitImage(read_file(source.image), source.width, source.height, False, parent=source)
 
 
 def _labelled(values: tuple[str, ...], none_label: str) -> list[tuple[str, str]]:
@@ -231,6 +235,7 @@ class GenerateForm(forms.Form):
             return None
         return GalleryImage.objects.for_team(self.team).filter(pk=value).first()
 
+    @cached_property
     def init_preview(self) -> InitPreview | None:
         """The init image chosen earlier (an upload or a gallery image), as the page shows it."""
         if self.init is not None and self.init.new_upload is None:
@@ -244,7 +249,7 @@ class GenerateForm(forms.Form):
         if source is None:
             return None
         return InitPreview(
-            url=_media_url(source.image.name),
+            url=source.image_url,
             width=source.width,
             height=source.height,
             has_alpha=isinstance(source, Upload) and source.has_alpha,
@@ -268,26 +273,19 @@ class GenerateForm(forms.Form):
         if "init_image" in self.errors:
             return None
         if new := data.get("init_image"):
-            return InitImage(new.png, new.width, new.height, new.has_alpha, "", new_upload=new)
+            return InitImage(new.png, new.width, new.height, new.has_alpha, new_upload=new)
         if upload_id := data.get("init_upload"):
             upload = self._lookup_upload(str(upload_id))
             if upload is None:
                 self.add_error("init_image", "That uploaded image is no longer available; choose it again.")
                 return None
-            with upload.image.open("rb") as file:
-                png = file.read()
-            url = _media_url(upload.image.name)
-            return InitImage(png, upload.width, upload.height, upload.has_alpha, url, upload=upload)
+            return _init_of(upload)
         if image_id := data.get("init_from"):
             image = self._lookup_image(str(image_id))
             if image is None:
                 self.add_error("init_image", "That gallery image is no longer available; choose another.")
                 return None
-            with image.image.open("rb") as file:
-                png = file.read()
-            return InitImage(
-                png, image.width, image.height, False, _media_url(image.image.name), parent=image
-            )
+            return _init_of(image)
         return None
 
     def _clean_mask(self, init: InitImage | None) -> bytes | None:
@@ -400,7 +398,8 @@ class GenerateForm(forms.Form):
     def keep_upload(self, upload: Upload) -> None:
         """The new init image is stored now: the job, and the page if shown again, refer to it."""
         assert self.init is not None
-        self.init = replace(self.init, upload=upload, new_upload=None, url=_media_url(upload.image.name))
+        self.init = replace(self.init, upload=upload, new_upload=None)
+        self.__dict__.pop("init_preview", None)  # computed again from the stored upload
 
     @property
     def job_origin(self) -> dict[str, Any]:
@@ -568,8 +567,7 @@ def _mask_initial(job: GenerationJob) -> dict[str, Any]:
     image was resized for the engine (the mask sent no longer fits the image the form shows)."""
     initial: dict[str, Any] = {"mask_source": job.mask_source}
     if job.mask_source in PAINTED_MASKS and job.mask_image and not job.resized_from:
-        with job.mask_image.open("rb") as file:
-            mask = file.read()
+        mask = read_file(job.mask_image)
         if job.mask_source == "MASK_IMAGE_BLACK":
             mask = invert_mask(mask)
         initial["mask"] = "data:image/png;base64," + base64.b64encode(mask).decode()

@@ -52,6 +52,10 @@ class Upload(models.Model):
     def __str__(self) -> str:
         return f"Upload {self.pk} ({self.width}x{self.height})"
 
+    @property
+    def image_url(self) -> str:
+        return media_url(self.image.name)
+
 
 def input_path(instance: "GenerationJob", filename: str) -> str:
     """The exact image a job sent (init, mask or upscale source), named by the job."""
@@ -205,7 +209,7 @@ class GenerationJob(models.Model):
             case self.Kind.IMAGE_TO_IMAGE:
                 return ImageToImageRequest(
                     **self._options(),
-                    init_image=_read(self.init_image),
+                    init_image=read_file(self.init_image),
                     init_image_mode=self.init_image_mode,
                     image_strength=self.image_strength if self.image_strength is not None else 0.35,
                     step_schedule_start=self.step_schedule_start,
@@ -214,14 +218,14 @@ class GenerationJob(models.Model):
             case self.Kind.MASKING:
                 return MaskingRequest(
                     **self._options(),
-                    init_image=_read(self.init_image),
+                    init_image=read_file(self.init_image),
                     mask_source=self.mask_source,
-                    mask_image=_read(self.mask_image) if self.mask_image else None,
+                    mask_image=read_file(self.mask_image) if self.mask_image else None,
                 )
             case self.Kind.UPSCALE:
                 # Seed, steps and cfg reach only the latent upscaler; the request leaves them out for ESRGAN.
                 return UpscaleRequest(
-                    image=_read(self.init_image),
+                    image=read_file(self.init_image),
                     # 2x is the API's default; other factors are asked for by width.
                     width=self.width if self.upscale_factor != 2 else None,
                     text_prompts=self.prompts,
@@ -232,7 +236,7 @@ class GenerationJob(models.Model):
         return TextToImageRequest(**self._options(), width=self.width, height=self.height)
 
 
-def _read(file: models.fields.files.FieldFile) -> bytes:
+def read_file(file: models.fields.files.FieldFile) -> bytes:
     with file.open("rb") as handle:
         return handle.read()
 
@@ -304,11 +308,11 @@ class GalleryImage(models.Model):
 
     @property
     def image_url(self) -> str:
-        return _media_prefix() + (self.image.name or "")
+        return media_url(self.image.name)
 
     @property
     def thumbnail_url(self) -> str:
-        return _media_prefix() + (self.thumbnail.name or "")
+        return media_url(self.thumbnail.name)
 
     @property
     def parent(self) -> "GalleryImage | None":
@@ -341,6 +345,11 @@ class GalleryImage(models.Model):
 @functools.cache
 def _media_prefix() -> str:
     return reverse("generations:media", args=["x"]).removesuffix("x")
+
+
+def media_url(name: str | None) -> str:
+    """Where Studio serves a stored file (to the members of its team)."""
+    return _media_prefix() + (name or "")
 
 
 @functools.cache

@@ -20,7 +20,7 @@ from accounts.models import Team, User
 from accounts.services import NO_KEY_MESSAGE, team_balance_forget, team_client
 from generations.engines import upscale_factor, upscale_output
 from generations.imaging import fit_to_engine, png_size
-from generations.models import MAX_ATTEMPTS, GalleryImage, GenerationJob, JobRequest, Upload
+from generations.models import MAX_ATTEMPTS, GalleryImage, GenerationJob, JobRequest, Upload, read_file
 from generations.stability.client import StabilityClient
 from generations.stability.contract import ENGINES, Prompt
 from generations.stability.types import (
@@ -179,11 +179,6 @@ def _request_fields(engine_id: str, request: JobRequest) -> dict[str, object]:
     }
 
 
-def _image_png(image: GalleryImage) -> bytes:
-    with image.image.open("rb") as handle:
-        return handle.read()
-
-
 def _variation_engine(image: GalleryImage, default_engine: str) -> str:
     """The engine that drew the image; for an upscale, the one that drew its source."""
     job = image.job
@@ -197,7 +192,7 @@ def image_variations(*, image: GalleryImage, user: User, default_engine: str) ->
     """Image-to-image from the image, with its prompts and settings and new seeds."""
     job = image.job
     engine_id = _variation_engine(image, default_engine)
-    init, resized_from = fit_to_engine(_image_png(image), engine_id)
+    init, resized_from = fit_to_engine(read_file(image.image), engine_id)
     prompts = job.prompts or (Prompt(job.prompt),)
     request = ImageToImageRequest(
         text_prompts=prompts,
@@ -248,8 +243,8 @@ def upscale_request(image: GalleryImage, engine_id: str, prompt: str = "") -> Up
     if upscale_factor(engine_id) == 4:
         width = image.width * 4
         prompts = (Prompt(prompt),) if prompt.strip() else ()
-        return UpscaleRequest(image=_image_png(image), width=width, text_prompts=prompts, seed=0)
-    return UpscaleRequest(image=_image_png(image))
+        return UpscaleRequest(image=read_file(image.image), width=width, text_prompts=prompts, seed=0)
+    return UpscaleRequest(image=read_file(image.image))
 
 
 def image_upscale(*, image: GalleryImage, user: User, engine_id: str, prompt: str = "") -> GenerationJob:

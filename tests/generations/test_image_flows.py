@@ -19,7 +19,7 @@ from generations.stability.types import TextToImageRequest
 from tests.factories import UserFactory
 from tests.images import decode, encode, png
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("studio_engine")]
 
 SD16 = "stable-diffusion-v1-6"
 SDXL = "stable-diffusion-xl-1024-v1-0"
@@ -34,17 +34,6 @@ FORM = {
     "cfg_scale": "7",
     "clip_guidance_preset": "NONE",
 }
-
-
-@pytest.fixture
-def user(studio_engine):
-    return UserFactory()
-
-
-@pytest.fixture
-def signed_in(client, user):
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -81,6 +70,15 @@ def generate(client, **fields) -> GenerationJob:
     return job
 
 
+def choose(client, data: bytes, engine_id: str = SD16, **fields):
+    """Choose an init image in the form, as the page does: posted to the upload view at once."""
+    return client.post(
+        reverse("generations:upload"),
+        {"engine": engine_id, "init_image": SimpleUploadedFile("p.png", data), **fields},
+        **HTMX,
+    )
+
+
 def text_image(user, prompt: str = "a lighthouse on a cliff", engine_id: str = SD16, size: int = 512, **kw):
     request = TextToImageRequest(text_prompts=(Prompt(prompt),), width=size, height=size, samples=1, **kw)
     job = services.job_create(team=user.team, user=user, engine_id=engine_id, request=request)
@@ -93,10 +91,10 @@ def mask_data_url(width: int, height: int, box: tuple[int, int, int, int]) -> st
     return "data:image/png;base64," + base64.b64encode(encode(mask)).decode()
 
 
-def test_an_uploaded_photo_at_a_higher_strength_stays_closer_to_it(signed_in, user, photo):
+def test_an_uploaded_photo_at_a_higher_strength_stays_closer_to_it(authed_client, user, photo):
     before = team_balance(user.team).credits
-    strong = generate(signed_in, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.8")
-    weak = generate(signed_in, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.2")
+    strong = generate(authed_client, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.8")
+    weak = generate(authed_client, init_image=SimpleUploadedFile("photo.png", photo), image_strength="0.2")
     close, far = read(result_of(strong)), read(result_of(weak))
     assert distance(close, photo) < distance(far, photo) / 2
     assert decode(close).size == (512, 512)
@@ -110,34 +108,30 @@ def test_an_uploaded_photo_at_a_higher_strength_stays_closer_to_it(signed_in, us
     assert team_balance(user.team).credits == pytest.approx(before - 2 * float(price))
 
 
-def test_an_upload_posted_first_is_previewed_and_then_used_by_its_id(signed_in, user, photo):
-    response = signed_in.post(
-        reverse("generations:upload"),
-        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
-        **HTMX,
-    )
+def test_an_upload_posted_first_is_previewed_and_then_used_by_its_id(authed_client, user, photo):
+    response = choose(authed_client, photo)
     html = response.content.decode()
     upload = Upload.objects.get()
     assert response.status_code == 200
     assert reverse("generations:media", args=[upload.image.name]) in html
     assert f'name="init_upload" value="{upload.pk}"' in html
     assert "data-mask-editor" in html and 'hx-swap-oob="outerHTML"' in html  # the size field follows
-    assert signed_in.get(reverse("generations:media", args=[upload.image.name])).status_code == 200
-    job = generate(signed_in, init_upload=str(upload.pk), image_strength="0.5")
+    assert authed_client.get(reverse("generations:media", args=[upload.image.name])).status_code == 200
+    job = generate(authed_client, init_upload=str(upload.pk), image_strength="0.5")
     assert job.upload == upload and job.kind == "image-to-image"
     assert result_of(job).width == 512
 
 
-def test_a_step_schedule_redraws_more_the_later_it_starts(signed_in, photo):
+def test_a_step_schedule_redraws_more_the_later_it_starts(authed_client, photo):
     light = generate(
-        signed_in,
+        authed_client,
         init_image=SimpleUploadedFile("photo.png", photo),
         init_image_mode="STEP_SCHEDULE",
         step_schedule_start="0.2",
         step_schedule_end="0.1",
     )
     heavy = generate(
-        signed_in,
+        authed_client,
         init_image=SimpleUploadedFile("photo.png", photo),
         init_image_mode="STEP_SCHEDULE",
         step_schedule_start="0.9",
@@ -152,9 +146,9 @@ def test_a_step_schedule_redraws_more_the_later_it_starts(signed_in, photo):
 
 
 @pytest.mark.parametrize("source", ["MASK_IMAGE_WHITE", "MASK_IMAGE_BLACK"])
-def test_a_painted_mask_changes_only_the_painted_part(signed_in, photo, source):
+def test_a_painted_mask_changes_only_the_painted_part(authed_client, photo, source):
     job = generate(
-        signed_in,
+        authed_client,
         init_image=SimpleUploadedFile("photo.png", photo),
         mask_source=source,
         mask=mask_data_url(512, 512, (0, 0, 255, 511)),  # the left half is painted
@@ -167,12 +161,12 @@ def test_a_painted_mask_changes_only_the_painted_part(signed_in, photo, source):
     assert np.abs(result[:, :256] - original[:, :256]).mean() > 20
 
 
-def test_the_transparent_pixels_of_an_upload_can_be_the_mask(signed_in):
+def test_the_transparent_pixels_of_an_upload_can_be_the_mask(authed_client):
     image = decode(png(512, 512)).convert("RGBA")
     image.paste((0, 0, 0, 0), (0, 0, 512, 128))  # the top quarter is transparent
     with_alpha = encode(image)
     job = generate(
-        signed_in, init_image=SimpleUploadedFile("a.png", with_alpha), mask_source="INIT_IMAGE_ALPHA"
+        authed_client, init_image=SimpleUploadedFile("a.png", with_alpha), mask_source="INIT_IMAGE_ALPHA"
     )
     result, original = pixels(read(result_of(job))), pixels(encode(image.convert("RGB")))
     assert job.kind == "masking" and not job.mask_image
@@ -180,8 +174,8 @@ def test_the_transparent_pixels_of_an_upload_can_be_the_mask(signed_in):
     assert np.abs(result[:128] - original[:128]).mean() > 20
 
 
-def test_the_alpha_mask_needs_transparent_pixels(signed_in, photo):
-    response = signed_in.post(
+def test_the_alpha_mask_needs_transparent_pixels(authed_client, photo):
+    response = authed_client.post(
         reverse("generations:create"),
         {**FORM, "init_image": SimpleUploadedFile("p.png", photo), "mask_source": "INIT_IMAGE_ALPHA"},
         **HTMX,
@@ -190,8 +184,8 @@ def test_the_alpha_mask_needs_transparent_pixels(signed_in, photo):
     assert not GenerationJob.objects.exists()
 
 
-def test_a_painted_mask_source_without_paint_asks_for_it(signed_in, photo):
-    response = signed_in.post(
+def test_a_painted_mask_source_without_paint_asks_for_it(authed_client, photo):
+    response = authed_client.post(
         reverse("generations:create"),
         {
             **FORM,
@@ -207,34 +201,32 @@ def test_a_painted_mask_source_without_paint_asks_for_it(signed_in, photo):
 
 
 def test_an_init_image_of_a_size_the_engine_refuses_is_resized_to_the_nearest_and_the_form_says_so(
-    signed_in, user
+    authed_client, user
 ):
     photo = png(1000, 750)
-    preview = signed_in.post(
-        reverse("generations:upload"),
-        {"engine": SDXL, "init_image": SimpleUploadedFile("p.png", photo)},
-        **HTMX,
-    ).content.decode()
+    preview = choose(authed_client, photo, SDXL).content.decode()
     assert "does not accept 1000×750" in preview and "1152×896" in preview
-    job = generate(signed_in, engine=SDXL, size="1024x1024", init_upload=str(Upload.objects.get().pk))
+    job = generate(authed_client, engine=SDXL, size="1024x1024", init_upload=str(Upload.objects.get().pk))
     assert (job.width, job.height, job.resized_from) == (1152, 896, "1000x750")
     assert decode(read(result_of(job))).size == (1152, 896)
 
 
-def test_a_gallery_image_can_be_the_init_image_and_becomes_the_parent(signed_in, user):
+def test_a_gallery_image_can_be_the_init_image_and_becomes_the_parent(authed_client, user):
     source = text_image(user)
-    form = signed_in.get(reverse("generations:create"), {"use": "init", "from": source.pk}).content.decode()
+    form = authed_client.get(
+        reverse("generations:create"), {"use": "init", "from": source.pk}
+    ).content.decode()
     assert f'name="init_from" value="{source.pk}"' in form
-    job = generate(signed_in, init_from=str(source.pk), image_strength="0.5")
+    job = generate(authed_client, init_from=str(source.pk), image_strength="0.5")
     child = result_of(job)
     assert (job.parent, job.relation) == (source, "init")
     assert child.parent == source
 
 
-def test_upscale_with_esrgan_doubles_the_image_and_links_it_to_its_source(signed_in, user):
+def test_upscale_with_esrgan_doubles_the_image_and_links_it_to_its_source(authed_client, user):
     source = text_image(user)
     before = team_balance(user.team).credits
-    response = signed_in.post(
+    response = authed_client.post(
         reverse("generations:image-upscale", args=[source.pk]), {"engine": "esrgan-v1-x2plus"}
     )
     job = GenerationJob.objects.get(kind="upscale")
@@ -246,9 +238,9 @@ def test_upscale_with_esrgan_doubles_the_image_and_links_it_to_its_source(signed
     assert team_balance(user.team).credits == pytest.approx(before - 0.2)
 
 
-def test_the_latent_upscaler_makes_the_image_four_times_as_large_with_a_prompt(signed_in, user):
+def test_the_latent_upscaler_makes_the_image_four_times_as_large_with_a_prompt(authed_client, user):
     source = text_image(user)
-    signed_in.post(
+    authed_client.post(
         reverse("generations:image-upscale", args=[source.pk]),
         {"engine": "stable-diffusion-x4-latent-upscaler", "prompt": "crisp detail"},
     )
@@ -258,26 +250,26 @@ def test_the_latent_upscaler_makes_the_image_four_times_as_large_with_a_prompt(s
     assert job.text_prompts == [{"text": "crisp detail", "weight": 1.0}]
 
 
-def test_upscales_the_api_would_refuse_are_explained_and_never_sent(signed_in, user):
+def test_upscales_the_api_would_refuse_are_explained_and_never_sent(authed_client, user):
     source = text_image(user, engine_id=SDXL, size=1024)
     before = team_balance(user.team).credits
-    page = signed_in.get(reverse("generations:image-detail", args=[source.pk])).content.decode()
+    page = authed_client.get(reverse("generations:image-detail", args=[source.pk])).content.decode()
     assert "over the API&#x27;s limit of 4,194,304 pixels" in page
     assert 'value="stable-diffusion-x4-latent-upscaler"' not in page  # not offered as a choice
     assert 'value="esrgan-v1-x2plus"' in page  # 2048x2048 is exactly the limit
-    response = signed_in.post(
+    response = authed_client.post(
         reverse("generations:image-upscale", args=[source.pk]),
         {"engine": "stable-diffusion-x4-latent-upscaler"},
     )
     assert response.status_code == 302
     assert not GenerationJob.objects.filter(kind="upscale").exists()
-    assert "4,194,304 pixels" in signed_in.get(response["Location"]).content.decode()
+    assert "4,194,304 pixels" in authed_client.get(response["Location"]).content.decode()
     assert team_balance(user.team).credits == before
 
 
-def test_variations_keep_the_prompt_and_draw_new_seeds_from_the_image(signed_in, user):
+def test_variations_keep_the_prompt_and_draw_new_seeds_from_the_image(authed_client, user):
     source = text_image(user, prompt="a fox in the snow", seed=5)
-    signed_in.post(reverse("generations:image-variations", args=[source.pk]))
+    authed_client.post(reverse("generations:image-variations", args=[source.pk]))
     job = GenerationJob.objects.get(relation="variation")
     job.refresh_from_db()
     images = list(job.images.all())
@@ -289,13 +281,13 @@ def test_variations_keep_the_prompt_and_draw_new_seeds_from_the_image(signed_in,
 
 
 @pytest.mark.parametrize("kind", ["text-to-image", "image-to-image", "masking"])
-def test_a_rerun_gives_the_same_bytes_as_the_original(signed_in, user, photo, kind):
+def test_a_rerun_gives_the_same_bytes_as_the_original(authed_client, user, photo, kind):
     if kind == "text-to-image":
         original = text_image(user)
     else:
         extra = {"mask_source": "MASK_IMAGE_WHITE", "mask": mask_data_url(512, 512, (100, 100, 300, 300))}
         job = generate(
-            signed_in,
+            authed_client,
             samples="3",
             seed="0",
             init_image=SimpleUploadedFile("p.png", photo),
@@ -303,7 +295,7 @@ def test_a_rerun_gives_the_same_bytes_as_the_original(signed_in, user, photo, ki
         )
         result_of(job)
         original = job.images.order_by("index")[1]  # not the first: its own seed, not the job's
-    signed_in.post(reverse("generations:image-rerun", args=[original.pk]))
+    authed_client.post(reverse("generations:image-rerun", args=[original.pk]))
     rerun = GenerationJob.objects.get(relation="rerun")
     copy = result_of(rerun)
     assert (rerun.kind, rerun.parent, rerun.samples, copy.seed) == (
@@ -315,53 +307,61 @@ def test_a_rerun_gives_the_same_bytes_as_the_original(signed_in, user, photo, ki
     assert hashlib.sha256(read(copy)).digest() == hashlib.sha256(read(original)).digest()
 
 
-def test_the_detail_page_follows_the_lineage_back_to_the_first_prompt_and_forward(signed_in, user):
+def test_the_detail_page_follows_the_lineage_back_to_the_first_prompt_and_forward(authed_client, user):
     first = text_image(user, prompt="the very first prompt")
-    signed_in.post(reverse("generations:image-variations", args=[first.pk]))
+    authed_client.post(reverse("generations:image-variations", args=[first.pk]))
     variation = GenerationJob.objects.get(relation="variation").images.first()
-    signed_in.post(reverse("generations:image-upscale", args=[variation.pk]), {"engine": "esrgan-v1-x2plus"})
+    authed_client.post(
+        reverse("generations:image-upscale", args=[variation.pk]), {"engine": "esrgan-v1-x2plus"}
+    )
     upscaled = GenerationJob.objects.get(relation="upscale").images.get()
     assert upscaled.ancestors() == [variation, first]
 
-    page = signed_in.get(reverse("generations:image-detail", args=[upscaled.pk])).content.decode()
+    page = authed_client.get(reverse("generations:image-detail", args=[upscaled.pk])).content.decode()
     trail = page.split('class="trail"')[1].split("</ol>")[0]
     assert "The first prompt: <q>the very first prompt</q>" in trail
     assert trail.index(str(first.pk)) < trail.index(str(variation.pk))  # oldest first
-    forward = signed_in.get(reverse("generations:image-detail", args=[first.pk])).content.decode()
+    forward = authed_client.get(reverse("generations:image-detail", args=[first.pk])).content.decode()
     made_from = forward.split("Made from this image")[1]
     assert all(str(image.pk) in made_from for image in variation.job.images.all())
 
 
-def test_remix_fills_the_form_with_every_setting_but_the_seed(signed_in, user):
+def test_remix_fills_the_form_with_every_setting_but_the_seed(authed_client, user):
     source = text_image(
         user, prompt="a glass teapot", engine_id=SDXL, size=1024, seed=9, steps=40, cfg_scale=11
     )
-    html = signed_in.get(reverse("generations:create"), {"use": "remix", "from": source.pk}).content.decode()
+    html = authed_client.get(
+        reverse("generations:create"), {"use": "remix", "from": source.pk}
+    ).content.decode()
     assert "a glass teapot</textarea>" in html
     assert f'<option value="{SDXL}" selected>' in html
     assert 'name="steps" value="40"' in html and 'name="cfg_scale" value="11' in html
     assert 'name="seed"' in html and 'name="seed" value=' not in html
-    seed = signed_in.get(reverse("generations:create"), {"use": "seed", "from": source.pk}).content.decode()
+    seed = authed_client.get(
+        reverse("generations:create"), {"use": "seed", "from": source.pk}
+    ).content.decode()
     assert f'name="seed" value="{source.seed}"' in seed
 
 
-def test_another_teams_image_cannot_be_used_or_acted_on(signed_in, user):
+def test_another_teams_image_cannot_be_used_or_acted_on(authed_client, user):
     stranger = UserFactory()
     theirs = text_image(stranger)
     for action in ("image-variations", "image-rerun", "image-upscale"):
-        assert signed_in.post(reverse(f"generations:{action}", args=[theirs.pk])).status_code == 404
-    response = signed_in.post(reverse("generations:create"), {**FORM, "init_from": str(theirs.pk)}, **HTMX)
+        assert authed_client.post(reverse(f"generations:{action}", args=[theirs.pk])).status_code == 404
+    response = authed_client.post(
+        reverse("generations:create"), {**FORM, "init_from": str(theirs.pk)}, **HTMX
+    )
     assert "no longer available" in response.content.decode()
     assert GenerationJob.objects.filter(team=user.team).count() == 0
 
 
-def test_remix_of_an_image_to_image_result_and_of_its_rerun_brings_the_init_image_back(signed_in, user):
+def test_remix_of_an_image_to_image_result_and_of_its_rerun_brings_the_init_image_back(authed_client, user):
     source = text_image(user)
-    made = result_of(generate(signed_in, init_from=str(source.pk), image_strength="0.45"))
-    signed_in.post(reverse("generations:image-rerun", args=[made.pk]))
+    made = result_of(generate(authed_client, init_from=str(source.pk), image_strength="0.45"))
+    authed_client.post(reverse("generations:image-rerun", args=[made.pk]))
     rerun = GenerationJob.objects.get(relation="rerun").images.get()
     for image in (made, rerun):
-        html = signed_in.get(
+        html = authed_client.get(
             reverse("generations:create"), {"use": "remix", "from": image.pk}
         ).content.decode()
         assert f'name="init_from" value="{source.pk}"' in html
@@ -369,25 +369,21 @@ def test_remix_of_an_image_to_image_result_and_of_its_rerun_brings_the_init_imag
 
 
 @pytest.mark.parametrize("field", ["init_upload", "init_from"])
-def test_a_forged_init_reference_is_refused_at_the_init_field(signed_in, field):
-    response = signed_in.post(reverse("generations:create"), {**FORM, field: "not-a-uuid"}, **HTMX)
+def test_a_forged_init_reference_is_refused_at_the_init_field(authed_client, field):
+    response = authed_client.post(reverse("generations:create"), {**FORM, field: "not-a-uuid"}, **HTMX)
     html = response.content.decode()
     assert response.status_code == 200
     assert "no longer available" in html.split('id="init_image_error"')[1]
     assert not GenerationJob.objects.exists()
 
 
-def test_a_photo_whose_sides_are_not_multiples_of_64_is_resized_for_sd16_with_its_mask(signed_in):
+def test_a_photo_whose_sides_are_not_multiples_of_64_is_resized_for_sd16_with_its_mask(authed_client):
     photo = png(1000, 750)
-    preview = signed_in.post(
-        reverse("generations:upload"),
-        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
-        **HTMX,
-    ).content.decode()
+    preview = choose(authed_client, photo).content.decode()
     assert "does not accept 1000×750" in preview and "1024×768" in preview
     upload = Upload.objects.get()
     job = generate(
-        signed_in,
+        authed_client,
         init_upload=str(upload.pk),
         mask_source="MASK_IMAGE_WHITE",
         mask=mask_data_url(1000, 750, (0, 0, 499, 749)),  # the left half
@@ -402,12 +398,15 @@ def test_a_photo_whose_sides_are_not_multiples_of_64_is_resized_for_sd16_with_it
     assert (result[:, 520:] == sent_init[:, 520:]).all()
 
 
-def test_remix_of_an_inpainting_brings_back_its_mask(signed_in, photo):
+def test_remix_of_an_inpainting_brings_back_its_mask(authed_client, photo):
     painted = mask_data_url(512, 512, (0, 0, 255, 511))
     job = generate(
-        signed_in, init_image=SimpleUploadedFile("p.png", photo), mask_source="MASK_IMAGE_BLACK", mask=painted
+        authed_client,
+        init_image=SimpleUploadedFile("p.png", photo),
+        mask_source="MASK_IMAGE_BLACK",
+        mask=painted,
     )
-    html = signed_in.get(
+    html = authed_client.get(
         reverse("generations:create"), {"use": "remix", "from": result_of(job).pk}
     ).content.decode()
     assert '<option value="MASK_IMAGE_BLACK" selected>' in html
@@ -417,69 +416,55 @@ def test_remix_of_an_inpainting_brings_back_its_mask(signed_in, photo):
     assert (mask[:, :256] == 255).all() and (mask[:, 256:] == 0).all()  # as the editor paints it
 
 
-def test_a_rerun_of_an_upscale_gives_the_same_bytes(signed_in, user):
+def test_a_rerun_of_an_upscale_gives_the_same_bytes(authed_client, user):
     source = text_image(user)
-    signed_in.post(reverse("generations:image-upscale", args=[source.pk]), {"engine": "esrgan-v1-x2plus"})
+    authed_client.post(reverse("generations:image-upscale", args=[source.pk]), {"engine": "esrgan-v1-x2plus"})
     upscaled = result_of(GenerationJob.objects.get(relation="upscale"))
-    signed_in.post(reverse("generations:image-rerun", args=[upscaled.pk]))
+    authed_client.post(reverse("generations:image-rerun", args=[upscaled.pk]))
     again = result_of(GenerationJob.objects.get(relation="rerun"))
     assert (again.width, again.height) == (1024, 1024)
     assert read(again) == read(upscaled)
 
 
-def test_a_refused_replacement_keeps_the_init_image_already_chosen(signed_in, photo):
-    first = signed_in.post(
-        reverse("generations:upload"),
-        {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)},
-        **HTMX,
-    )
+def test_a_refused_replacement_keeps_the_init_image_already_chosen(authed_client, photo):
+    first = choose(authed_client, photo)
     upload = Upload.objects.get()
     assert first.status_code == 200
-    second = signed_in.post(
-        reverse("generations:upload"),
-        {
-            "engine": SD16,
-            "init_upload": str(upload.pk),
-            "init_image": SimpleUploadedFile("x.png", b"not an image"),
-        },
-        **HTMX,
-    ).content.decode()
+    second = choose(authed_client, b"not an image", init_upload=str(upload.pk)).content.decode()
     assert "This file is not a PNG, JPEG or WebP image." in second
     assert f'name="init_upload" value="{upload.pk}"' in second
 
 
-def test_uploads_no_job_used_within_a_day_are_forgotten(signed_in, user, photo, settings):
+def test_uploads_no_job_used_within_a_day_are_forgotten(authed_client, user, photo, settings):
     from django.utils import timezone
 
-    used = generate(signed_in, init_image=SimpleUploadedFile("p.png", photo)).upload
-    signed_in.post(
-        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
-    )
+    used = generate(authed_client, init_image=SimpleUploadedFile("p.png", photo)).upload
+    choose(authed_client, photo)
     abandoned = Upload.objects.exclude(pk=used.pk).get()
     Upload.objects.update(created_at=timezone.now() - timezone.timedelta(days=2))
-    signed_in.post(
-        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
-    )
+    choose(authed_client, photo)
     assert Upload.objects.filter(pk=used.pk).exists()
     assert not Upload.objects.filter(pk=abandoned.pk).exists()
     assert not (settings.MEDIA_ROOT / abandoned.image.name).exists()
     assert Upload.objects.count() == 2
 
 
-def test_another_teams_upload_is_neither_shown_nor_used(signed_in, photo):
+def test_another_teams_upload_is_neither_shown_nor_used(authed_client, photo):
     stranger = Client()
     stranger.force_login(UserFactory())
-    stranger.post(
-        reverse("generations:upload"), {"engine": SD16, "init_image": SimpleUploadedFile("p.png", photo)}
-    )
+    choose(stranger, photo)
     theirs = Upload.objects.get()
-    assert signed_in.get(reverse("generations:media", args=[theirs.image.name])).status_code == 404
-    sizes = signed_in.get(
+    assert authed_client.get(reverse("generations:media", args=[theirs.image.name])).status_code == 404
+    sizes = authed_client.get(
         reverse("generations:sizes"), {"engine": SD16, "init_upload": str(theirs.pk)}, **HTMX
     )
     assert sizes.status_code == 200 and str(theirs.pk) not in sizes.content.decode()
-    garbage = signed_in.get(reverse("generations:sizes"), {"engine": SD16, "init_upload": "-" * 36}, **HTMX)
+    garbage = authed_client.get(
+        reverse("generations:sizes"), {"engine": SD16, "init_upload": "-" * 36}, **HTMX
+    )
     assert garbage.status_code == 200
-    response = signed_in.post(reverse("generations:create"), {**FORM, "init_upload": str(theirs.pk)}, **HTMX)
+    response = authed_client.post(
+        reverse("generations:create"), {**FORM, "init_upload": str(theirs.pk)}, **HTMX
+    )
     assert "no longer available" in response.content.decode()
     assert not GenerationJob.objects.exists()
