@@ -13,5 +13,10 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_personal", "created_at")
+    list_display = ("name", "is_personal", "stability_api_key_hint", "created_at")
+    # The key is set on the team's key page, where it is checked with the API: the admin shows only its
+    # masked hint and the organization it bills, and never the encrypted column.
+    fields = ("name", "is_personal", "stability_api_key_hint", "stability_organization", "created_at")
+    readonly_fields = ("stability_api_key_hint", "stability_organization", "created_at")
+    search_fields = ("name",)
     inlines = [MembershipInline]

@@ -149,8 +149,8 @@ def main() -> None:
 
     small = user_signup(username="small", email="small@example.com", password="bench-passphrase-1")
     large = user_signup(username="large", email="large@example.com", password="bench-passphrase-1")
-    make_images(small.team, small, 100)
-    make_images(large.team, large, 10_000)
+    make_images(small.current_team, small, 100)
+    make_images(large.current_team, large, 10_000)
     for user, count in ((small, 100), (large, 10_000)):
         client = Client()
         client.force_login(user)
@@ -190,6 +190,9 @@ def main() -> None:
         )
 
     rows.extend(upload_rows())
+    from bench.library import library_rows  # the library at scale: search, filters, deep pages, ZIP
+
+    rows.extend(library_rows(int(os.environ.get("BENCH_LIBRARY_IMAGES", "100000"))))
 
     table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
     machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}"

@@ -36,6 +36,12 @@ def sandbox_key(make_sandbox_key) -> str:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Tests make many users; the production hasher's deliberate slowness buys nothing here."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _isolated_files_and_cache(settings, tmp_path):
     """Each test writes media and the studio key file under its own folder and starts with a cold cache."""
     from django.core.cache import cache

@@ -27,7 +27,7 @@ class GenerationJobFactory(factory.django.DjangoModelFactory):
         model = GenerationJob
 
     created_by = factory.SubFactory(UserFactory)
-    team = factory.LazyAttribute(lambda o: o.created_by.team)
+    team = factory.LazyAttribute(lambda o: o.created_by.current_team)
     engine_id = "stable-diffusion-v1-6"
     prompt = "a lighthouse on a cliff"
     text_prompts = factory.LazyAttribute(lambda o: [{"text": o.prompt, "weight": 1.0}])

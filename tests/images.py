@@ -27,3 +27,11 @@ def decode(data: bytes) -> Image.Image:
     image = Image.open(io.BytesIO(data))
     image.load()
     return image
+
+
+def picture_bytes(data: bytes) -> bytes:
+    """A PNG's encoded picture (its IDAT chunks), without the metadata chunks Studio adds to every file:
+    the same picture, encoded the same way, whatever the file says of how it was made."""
+    from generations.png_text import chunks
+
+    return b"".join(bytes(chunk.body) for chunk in chunks(data) if chunk.type == b"IDAT")

@@ -16,3 +16,17 @@ document.addEventListener("input", (event) => {
     output.textContent = input.value;
   }
 });
+
+// A select marked data-autosubmit (the header's team switcher) submits its form when changed.
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (select instanceof HTMLSelectElement && select.hasAttribute("data-autosubmit")) {
+    select.form.requestSubmit();
+  }
+});
+
+// A read-only link field (invite or share link) selects its whole text on focus, ready to copy.
+document.addEventListener("focusin", (event) => {
+  const input = event.target;
+  if (input instanceof HTMLInputElement && input.hasAttribute("data-select-on-focus")) input.select();
+});

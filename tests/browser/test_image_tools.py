@@ -44,7 +44,9 @@ def pixels(data: bytes) -> np.ndarray:
 
 def made_image(user, **options) -> GalleryImage:
     request = TextToImageRequest(text_prompts=(Prompt(options.pop("prompt", "a quiet bay")),), **options)
-    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request)
+    job = services.job_create(
+        team=user.current_team, user=user, engine_id="stable-diffusion-v1-6", request=request
+    )
     job = wait_until_finished(job)
     assert job.status == "succeeded", job.error_message
     return job.images.get()

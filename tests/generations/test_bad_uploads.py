@@ -47,13 +47,13 @@ def nothing_was_kept(user, key: ApiKey, requests_before: int, balance_before: fl
     assert not (media / "uploads").exists() and not (media / "inputs").exists()
     key.refresh_from_db()
     assert key.window_count == requests_before  # not one request reached the API
-    assert team_balance(user.team).credits == balance_before
+    assert team_balance(user.current_team).credits == balance_before
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_bad_file_posted_with_the_form_is_refused_at_the_field(studio, settings, name, content, message):
     client, user, key = studio
-    balance_before = team_balance(user.team).credits
+    balance_before = team_balance(user.current_team).credits
     key.refresh_from_db()
     requests_before = key.window_count
     response = client.post(
@@ -69,7 +69,7 @@ def test_a_bad_file_posted_with_the_form_is_refused_at_the_field(studio, setting
 @pytest.mark.parametrize(("name", "content", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_a_bad_file_dropped_on_the_field_is_refused_there(studio, settings, name, content, message):
     client, user, key = studio
-    balance_before = team_balance(user.team).credits
+    balance_before = team_balance(user.current_team).credits
     key.refresh_from_db()
     requests_before = key.window_count
     response = client.post(

@@ -9,7 +9,7 @@ from generations.models import GalleryImage, GenerationJob
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import TextToImageRequest, TransientError
 from tests.factories import GenerationJobFactory, UserFactory
-from tests.images import encode
+from tests.images import encode, picture_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,9 +20,9 @@ def request(samples: int = 2, text: str = "a red fox in snow") -> TextToImageReq
 
 def test_a_job_runs_against_the_api_and_stores_every_artifact(studio_engine):
     user = UserFactory()
-    before = team_balance(user.team).credits
+    before = team_balance(user.current_team).credits
     job = services.job_create(
-        team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request(3)
+        team=user.current_team, user=user, engine_id="stable-diffusion-v1-6", request=request(3)
     )
     job.refresh_from_db()
     images = list(job.images.order_by("index"))
@@ -35,7 +35,7 @@ def test_a_job_runs_against_the_api_and_stores_every_artifact(studio_engine):
             assert thumb.format == "WEBP" and max(thumb.size) <= 384
         assert image.finish_reason == "SUCCESS" and image.seed > 0
     price = price_per_image("stable-diffusion-v1-6", steps=30, width=512, height=512)
-    after = team_balance(user.team).credits
+    after = team_balance(user.current_team).credits
     assert Decimal(str(before)) - Decimal(str(after)) == pytest.approx(price * 3)
 
 
@@ -44,8 +44,9 @@ def test_a_job_run_twice_stores_its_images_once(studio_engine):
     job = GenerationJobFactory(created_by=user, samples=2)
     services.job_run(job_id=job.pk)
     GenerationJob.objects.filter(pk=job.pk).update(status="running")  # as if the worker died before acking
-    services.job_run(job_id=job.pk)
+    services.job_run(job_id=job.pk, recovering=True)  # the broker redelivers the task
     assert GalleryImage.objects.filter(job=job).count() == 2
+    assert job.api_requests.count() == 2  # the second run sent nothing
 
 
 def test_a_finished_job_is_not_claimed_again(studio_engine):
@@ -57,14 +58,14 @@ def test_a_finished_job_is_not_claimed_again(studio_engine):
 
 def test_a_refused_prompt_fails_the_job_with_the_apis_message_and_charges_nothing(studio_engine):
     user = UserFactory()
-    before = team_balance(user.team).credits
+    before = team_balance(user.current_team).credits
     job = GenerationJobFactory(created_by=user, prompt="contraband goods")
     services.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed"
     assert "filtered words" in job.error_message
     assert not job.images.exists()
-    assert team_balance(user.team).credits == before
+    assert team_balance(user.current_team).credits == before
 
 
 def test_a_filtered_artifact_is_kept_and_marked(studio_engine):
@@ -81,7 +82,9 @@ def test_an_unreachable_engine_is_a_transient_error_for_the_task_to_retry(settin
     with pytest.raises(TransientError):
         services.job_run(job_id=job.pk)
     job.refresh_from_db()
-    assert job.status == "running" and job.attempts == 1
+    assert job.status == "queued" and job.attempts == 1  # back in the queue, for the task's retry
+    # Connection refused: the request never left, so it cannot have been charged.
+    assert list(job.api_requests.values_list("outcome", flat=True)) == ["not_charged"]
 
 
 def test_a_missing_key_fails_the_job_with_advice(settings):
@@ -93,13 +96,16 @@ def test_a_missing_key_fails_the_job_with_advice(settings):
     assert "STABILITY_API_KEY" in job.error_message
 
 
-def test_image_store_keeps_the_original_bytes(studio_engine):
+def test_image_store_keeps_the_original_picture_and_says_how_it_was_made(studio_engine):
+    from generations.png_text import texts
     from generations.stability.types import Artifact
 
     job = GenerationJobFactory()
     original = encode(Image.new("RGB", (64, 64), "purple"))
     image = services.image_store(job=job, index=0, artifact=Artifact(original, 7, "SUCCESS"))
-    assert image.image.open("rb").read() == original
+    stored = image.image.open("rb").read()
+    assert picture_bytes(stored) == picture_bytes(original)  # not re-encoded
+    assert {"parameters", "studio"} <= set(texts(stored))
     assert image.image.name.endswith(f"{image.pk}.png")
 
 
@@ -112,7 +118,7 @@ def test_a_job_the_broker_cannot_take_fails_visibly_instead_of_waiting_forever(s
     app._pool = app.amqp._producer_pool = None
     try:
         job = services.job_create(
-            team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request(1)
+            team=user.current_team, user=user, engine_id="stable-diffusion-v1-6", request=request(1)
         )
     finally:
         app.conf.broker_url, app.conf.task_always_eager = saved

@@ -73,7 +73,7 @@ def test_a_valid_post_queues_a_job_and_answers_its_polling_card(authed_client, u
     job = GenerationJob.objects.get()
     html = response.content.decode()
     assert response.status_code == 201
-    assert (job.team, job.created_by, job.status, job.samples) == (user.team, user, "queued", 2)
+    assert (job.team, job.created_by, job.status, job.samples) == (user.current_team, user, "queued", 2)
     assert f'hx-get="{reverse("generations:job-card", args=[job.pk])}"' in html
     assert 'hx-trigger="every 1s"' in html
 
@@ -149,8 +149,8 @@ def test_the_gallery_costs_the_same_queries_for_any_size(
 ):
     for _ in range(count):
         GalleryImageFactory(job__created_by=user)
-    # session, user, team, images page
-    with django_assert_num_queries(4):
+    # session, user, memberships (the current team and the switcher), the filter counts, images page
+    with django_assert_num_queries(5):
         authed_client.get(reverse("generations:gallery"))
 
 

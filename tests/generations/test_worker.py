@@ -28,12 +28,12 @@ def wait_until_finished(job: GenerationJob, seconds: float = 60) -> GenerationJo
 
 def test_a_real_worker_runs_a_job_end_to_end_against_the_sandbox(celery_worker_process):
     user = UserFactory()
-    before = team_balance(user.team).credits
+    before = team_balance(user.current_team).credits
     request = TextToImageRequest(
         text_prompts=(Prompt("a castle in the clouds"),), width=1024, height=1024, samples=2
     )
     job = services.job_create(
-        team=user.team, user=user, engine_id="stable-diffusion-xl-1024-v1-0", request=request
+        team=user.current_team, user=user, engine_id="stable-diffusion-xl-1024-v1-0", request=request
     )
     assert job.status == "queued"
     job = wait_until_finished(job)
@@ -42,14 +42,16 @@ def test_a_real_worker_runs_a_job_end_to_end_against_the_sandbox(celery_worker_p
     assert [(i.width, i.height) for i in job.images.order_by("index")] == [(1024, 1024), (1024, 1024)]
     assert all(i.image.storage.exists(i.image.name) for i in job.images.all())
     price = price_per_image("stable-diffusion-xl-1024-v1-0", steps=30)
-    assert team_balance(user.team).credits == pytest.approx(before - float(price) * 2)
+    assert team_balance(user.current_team).credits == pytest.approx(before - float(price) * 2)
 
 
 def test_several_jobs_run_at_once_on_the_worker(celery_worker_process):
     user = UserFactory()
     request = TextToImageRequest(text_prompts=(Prompt("tide pools"),), width=512, height=512, samples=1)
     jobs = [
-        services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request)
+        services.job_create(
+            team=user.current_team, user=user, engine_id="stable-diffusion-v1-6", request=request
+        )
         for _ in range(3)
     ]
     assert [wait_until_finished(job).status for job in jobs] == ["succeeded"] * 3
@@ -61,7 +63,9 @@ def test_a_job_survives_its_worker_process_dying_mid_run(prefork_worker, sandbox
     ApiKey.objects.filter(key=sandbox_key).update(latency_ms=4000)  # time to kill it mid-call
     user = UserFactory()
     request = TextToImageRequest(text_prompts=(Prompt("a lighthouse"),), width=512, height=512, samples=2)
-    job = services.job_create(team=user.team, user=user, engine_id="stable-diffusion-v1-6", request=request)
+    job = services.job_create(
+        team=user.current_team, user=user, engine_id="stable-diffusion-v1-6", request=request
+    )
     deadline = time.monotonic() + 30
     while GenerationJob.objects.get(pk=job.pk).status != "running":
         assert time.monotonic() < deadline, "the job never started"

@@ -1,0 +1,24 @@
+"""The current team, resolved once per request: `request.membership`, `request.team`, and
+`request.memberships` (every team of the user, for the header's switcher), from one query."""
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
+
+from accounts.services.teams import current_membership, user_memberships
+
+
+class CurrentTeamMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Lazy: anonymous pages and the sandbox API never pay for the look-up.
+        user = request.user
+        memberships = SimpleLazyObject(lambda: user_memberships(user))  # type: ignore[arg-type]
+        membership = SimpleLazyObject(lambda: current_membership(user, memberships))  # type: ignore[arg-type]
+        request.memberships = memberships  # type: ignore[attr-defined]
+        request.membership = membership  # type: ignore[attr-defined]
+        request.team = SimpleLazyObject(lambda: membership.team)  # type: ignore[attr-defined]
+        return self.get_response(request)
