@@ -225,6 +225,19 @@ def _encode_png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def quota_message(*, used: int, quota: int, size: int) -> str:
+    """Why an upload does not fit the team's quota (TEAM_UPLOAD_QUOTA_MB), and what to do instead."""
+    return (
+        f"Your team's uploaded images take {_mb(used)} of its {_mb(quota)}, and this one ({_mb(size)}) "
+        "does not fit. Start from a gallery image instead, or try again tomorrow: uploads that no job "
+        "used are cleared after a day."
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 2**20:.1f}".removesuffix(".0") + " MB"
+
+
 def _damaged(what: str) -> str:
     return f"The {what} is incomplete or damaged; export it again."
 
