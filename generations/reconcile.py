@@ -1,0 +1,88 @@
+"""The database is the truth for jobs. A periodic pass (Celery beat, every JOB_RECONCILE_SECONDS) finds
+jobs past their deadline and ends or restarts them:
+
+- a queued job silent for JOB_QUEUED_GRACE_SECONDS lost its task (a broker restarted without persistence
+  loses queued messages): its task is sent again;
+- a running job silent for JOB_STALE_SECONDS lost its worker (a live run touches `progress_at` around
+  every request, and gives up on one after JOB_REQUEST_TIMEOUT_SECONDS): it goes back to the queue, or
+  ends if it was cancelled or is out of attempts.
+
+Sending a task twice is safe: the task claims a queued job with a conditional UPDATE, and a run taken over
+stops before its next request. With the defaults (30 s, 60 s, 90 s) every job is terminal, or running
+again, within two minutes of the fault clearing."""
+
+import logging
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+from kombu.exceptions import OperationalError
+
+from generations import services
+from generations.models import MAX_ATTEMPTS, GenerationJob
+
+logger = logging.getLogger(__name__)
+
+BATCH = 500  # jobs looked at per pass; after a long outage the rest wait for the next pass
+
+
+def queued_grace() -> timedelta:
+    return timedelta(seconds=settings.JOB_QUEUED_GRACE_SECONDS)
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=settings.JOB_STALE_SECONDS)
+
+
+def overdue(now: datetime) -> tuple[Q, Q]:
+    """Queued jobs whose task was lost, and running jobs whose worker died, as of `now`."""
+    queued_by, running_by = now - queued_grace(), now - stale_after()
+    lost = Q(status=GenerationJob.Status.QUEUED) & (
+        Q(progress_at__lt=queued_by) | Q(progress_at__isnull=True, created_at__lt=queued_by)
+    )
+    dead = Q(status=GenerationJob.Status.RUNNING) & (
+        Q(progress_at__lt=running_by) | Q(progress_at__isnull=True, created_at__lt=running_by)
+    )
+    return lost, dead
+
+
+def jobs_reconcile(*, now: datetime | None = None) -> Counter[str]:
+    """One pass: what was done, counted ("requeued", "failed", "cancelled")."""
+    lost, dead = overdue(now or timezone.now())
+    done: Counter[str] = Counter()
+    jobs = GenerationJob.objects.filter(lost | dead).select_related("team").order_by("created_at")
+    for job in jobs[:BATCH]:
+        # The same condition guards every write, so a job that moved on meanwhile is left alone.
+        still_overdue = lost if job.status == GenerationJob.Status.QUEUED else dead
+        try:
+            if action := _job_reconcile(job, still_overdue):
+                done[action] += 1
+        except OperationalError as exc:
+            logger.warning("the job queue is unreachable; the next pass will try again: %s", exc)
+            break
+    return done
+
+
+def _job_reconcile(job: GenerationJob, still_overdue: Q) -> str:
+    if job.cancel_requested_at is not None:
+        ended = services.job_finish(job=job, status=GenerationJob.Status.CANCELLED, only=still_overdue)
+        return "cancelled" if ended.status == GenerationJob.Status.CANCELLED else ""
+    if job.attempts >= MAX_ATTEMPTS:
+        reason = services.out_of_attempts_message(job)
+        ended = services.job_finish(
+            job=job, status=GenerationJob.Status.FAILED, reason=reason, only=still_overdue
+        )
+        return "failed" if ended.status == GenerationJob.Status.FAILED else ""
+    # Back in the queue with a fresh deadline, then sent: if sending fails, the next pass sends it again.
+    requeued = GenerationJob.objects.filter(still_overdue, pk=job.pk).update(
+        status=GenerationJob.Status.QUEUED, progress_at=timezone.now()
+    )
+    if not requeued:
+        return ""
+    from generations.tasks import job_run_task  # the task module imports this one
+
+    job_run_task.delay(str(job.pk))
+    logger.info("job %s re-queued (it was %s with no sign of life)", job.pk, job.status)
+    return "requeued"
