@@ -1,7 +1,10 @@
 """The sandbox's own accounts: a key belongs to an account, which belongs to organizations with credits."""
 
+from datetime import datetime
+
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+from django.utils import timezone
 
 
 class Account(models.Model):
@@ -63,3 +66,51 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key[:8]}… ({self.account})"
+
+
+class AsyncResultQuerySet(models.QuerySet["AsyncResult"]):
+    def owned_by(self, key: ApiKey) -> "AsyncResultQuerySet":
+        return self.filter(key=key)
+
+    def unexpired(self, now: datetime) -> "AsyncResultQuerySet":
+        return self.filter(expires_at__gt=now)
+
+    def expired(self, now: datetime) -> "AsyncResultQuerySet":
+        return self.filter(expires_at__lte=now)
+
+
+class AsyncResult(models.Model):
+    """The image of an asynchronous v2beta operation (creative upscale, relight), rendered when it was
+    submitted, shown as in progress until `ready_at`, fetched only with the key that asked, gone after
+    24 hours."""
+
+    id = models.CharField(primary_key=True, max_length=64)
+    key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="async_results")
+    operation = models.CharField(max_length=60)
+    image = models.BinaryField()
+    media_type = models.CharField(max_length=20)
+    finish_reason = models.CharField(max_length=20)
+    seed = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    objects = AsyncResultQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(finish_reason__in=["SUCCESS", "CONTENT_FILTERED"]),
+                name="sandbox_async_result_finish_reason",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("created_at")),
+                name="sandbox_async_result_expires_after_creation",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.id[:8]}…"
+
+    def is_ready(self, now: datetime) -> bool:
+        return now >= self.ready_at
