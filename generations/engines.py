@@ -1,43 +1,44 @@
 """Which engines and sizes the create form offers: the API's engine list (cached) and each engine's rule."""
 
-import logging
 import math
 from fractions import Fraction
 
 from django.conf import settings
-from django.core.cache import cache
 
 from accounts.models import Team
 from accounts.services import team_client
+from accounts.services.stability import shared_read
+from generations.stability.client import StabilityClient
 from generations.stability.contract import ENGINES, EngineKind, upscaled_size
 from generations.stability.types import StabilityError
 
-logger = logging.getLogger(__name__)
-
 ESRGAN = "esrgan-v1-x2plus"
 LATENT_UPSCALER = "stable-diffusion-x4-latent-upscaler"
-UNAVAILABLE_CACHE_SECONDS = 30
 ASPECTS = ((1, 1), (4, 3), (3, 2), (16, 9), (3, 4), (2, 3), (9, 16))
 
 
+def engines_listed(client: StabilityClient, *, max_age: float | None = None) -> dict[str, str]:
+    """The engines the API lists for the client's key, as {id: name}: one call per key and cache period,
+    shared by every team and page on that key (and by /healthz)."""
+    return shared_read(
+        "engines",
+        client,
+        lambda c: {engine.id: engine.name for engine in c.list_engines()},
+        seconds=settings.STABILITY_ENGINES_CACHE_SECONDS,
+        max_age=max_age,
+    )
+
+
 def _listed_engines(team: Team) -> dict[str, str] | None:
-    """The engines the API lists for the team's key, as {id: name} (cached); None when it can't be asked."""
+    """The engines listed for the team's key; None when the API can't be asked (a failure is remembered
+    briefly, so that pages do not wait on an unreachable API each time)."""
     client = team_client(team, interactive=True)
     if client is None:
         return None
-    key = f"engines:v2:{client.host}:{client.organization}"  # v2: a dict of every engine listed
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None
     try:
-        listed = {engine.id: engine.name for engine in client.list_engines()}
-    except StabilityError as exc:
-        logger.warning("engine list unavailable, offering the known engines: %s", exc)
-        # Remember the failure briefly, so that pages do not wait on an unreachable API each time.
-        cache.set(key, {}, UNAVAILABLE_CACHE_SECONDS)
+        return engines_listed(client) or None
+    except StabilityError:
         return None
-    cache.set(key, listed, settings.STABILITY_ENGINES_CACHE_SECONDS)
-    return listed
 
 
 def engine_choices(team: Team) -> list[tuple[str, str]]:
