@@ -11,8 +11,10 @@ import threading
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 import studio
+from generations.stability import limiter
 from generations.stability.types import (
     Account,
     Artifact,
@@ -41,7 +43,12 @@ def shared_http() -> httpx.Client:
     global _http
     with _http_lock:
         if _http is None:
-            _http = httpx.Client(timeout=TIMEOUT, limits=httpx.Limits(max_connections=50))
+            # One connection per request in flight: a worker's threads never queue for the pool.
+            connections = settings.STABILITY_HTTP_CONNECTIONS
+            _http = httpx.Client(
+                timeout=TIMEOUT,
+                limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+            )
         return _http
 
 
@@ -62,6 +69,49 @@ def _forget_http_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_http_after_fork)
 
 
+def transport_send(
+    http: httpx.Client, request: httpx.Request, *, rate_wait: float = limiter.PAGE_WAIT_SECONDS
+) -> httpx.Response:
+    """Send one request once the key's rate limit has a slot for it (waiting up to `rate_wait` seconds,
+    else KeyPaused); a 429 announcing a lock-out pauses the key for every process. A failure of the
+    transport becomes a TransientError a person can read."""
+    key = request_key(request)
+    limiter.acquire(key, max_wait=rate_wait)
+    try:
+        response = http.send(request)
+        if response.status_code == 429:
+            response.read()
+            lockout = limiter.announced_lockout(_error_text(response), response.headers.get("retry-after"))
+            if lockout is not None:
+                limiter.pause(key, lockout)
+        return response
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"The Stability API did not answer in time ({type(exc).__name__}).") from exc
+    except httpx.TransportError as exc:
+        raise TransientError(f"Could not reach the Stability API: {exc or type(exc).__name__}.") from exc
+
+
+def request_key(request: httpx.Request) -> str:
+    """The limiter's name for the key a request is sent with (a hash: never the key itself)."""
+    api_key = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return limiter.key_id(api_key, request.url.host)
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text
+    return str(body.get("message", "")) if isinstance(body, dict) else ""
+
+
+def read_timeout_of(read_timeout: float | None) -> httpx.Timeout:
+    """The default timeouts, or the same with another read timeout."""
+    if read_timeout is None:
+        return TIMEOUT
+    return httpx.Timeout(connect=5.0, read=read_timeout, write=60.0, pool=10.0)
+
+
 class StabilityClient:
     def __init__(
         self,
@@ -75,12 +125,15 @@ class StabilityClient:
         self.api_key = api_key
         self.host = host.rstrip("/")
         self.organization = organization
-        self.timeout = (
-            TIMEOUT
-            if read_timeout is None
-            else httpx.Timeout(connect=5.0, read=read_timeout, write=60.0, pool=10.0)
-        )
+        self.timeout = read_timeout_of(read_timeout)
         self._http = http
+        # How long a request may wait for the key's rate limit: briefly for pages, longer for jobs.
+        self.rate_wait = limiter.PAGE_WAIT_SECONDS
+
+    @property
+    def rate_key(self) -> str:
+        """The limiter's name for this client's key (see request_key)."""
+        return limiter.key_id(self.api_key, httpx.URL(self.host).host)
 
     # --- operations ----------------------------------------------------------------------------------
 
@@ -176,21 +229,21 @@ class StabilityClient:
         **kwargs: Any,
     ) -> httpx.Response:
         http = self._http or shared_http()
-        try:
-            response = http.request(
-                method,
-                self.host + path,
-                headers=self._headers(accept, organization),
-                timeout=self.timeout,
-                **kwargs,
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"The Stability API did not answer in time ({type(exc).__name__}).") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"Could not reach the Stability API: {exc or type(exc).__name__}.") from exc
+        request = http.build_request(
+            method,
+            self.host + path,
+            headers=self._headers(accept, organization),
+            timeout=self.timeout,
+            **kwargs,
+        )
+        response = transport_send(http, request, rate_wait=self.rate_wait)
         if response.is_success:
             return response
-        raise _error_from(response)
+        error = _error_from(response)
+        if response.status_code == 429 and (left := limiter.paused_for(request_key(request))):
+            # A lock-out: the request can succeed once it is over, and says so.
+            raise limiter.KeyPaused(error.message, retry_after=left, status=429, name=error.name) from error
+        raise error
 
     @staticmethod
     def _json(response: httpx.Response) -> Any:
