@@ -18,7 +18,9 @@ PYTHON := $(shell for p in python3.14 python3.13 python3.12 python3 $$HOME/.pyen
 	"$$p" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { command -v "$$p"; break; }; done)
 UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 # Celery beat (every 30 s, the job reconciler) keeps its last run times here.
-BEAT_SCHEDULE := $(or $(STUDIO_VAR_DIR),var)/celerybeat-schedule
+VAR_DIR := $(or $(STUDIO_VAR_DIR),var)
+KEY_FILE := $(or $(SANDBOX_KEY_FILE),$(VAR_DIR)/sandbox.key)
+BEAT_SCHEDULE := $(VAR_DIR)/celerybeat-schedule
 # The embedded broker cannot broadcast; these worker features need it.
 WORKER_FLAGS := $(if $(REDIS_URL),,--without-gossip --without-mingle --without-heartbeat)
 
@@ -38,9 +40,9 @@ install: $(VENV)/.installed
 run: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	@if [ -z "$$STABILITY_API_KEY" ] && [ ! -s var/sandbox.key ]; then \
-		$(BIN)/python manage.py sandbox_key --credits 1000 --email studio@localhost > var/sandbox.key.tmp && \
-		mv var/sandbox.key.tmp var/sandbox.key && echo "Created a sandbox API key with 1,000 credits."; fi
+	@if [ -z "$$STABILITY_API_KEY" ] && [ ! -s "$(KEY_FILE)" ]; then \
+		$(BIN)/python manage.py sandbox_key --credits 1000 --email studio@localhost > "$(KEY_FILE).tmp" && \
+		mv "$(KEY_FILE).tmp" "$(KEY_FILE)" && echo "Created a sandbox API key with 1,000 credits."; fi
 	@trap 'kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	PORT=$(PORT) $(BIN)/celery -A studio worker --beat --schedule $(BEAT_SCHEDULE) --loglevel INFO \
 		--pool $(CELERY_POOL) --concurrency $(CELERY_CONCURRENCY) $(WORKER_FLAGS) & \
