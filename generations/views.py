@@ -21,7 +21,7 @@ from generations import services
 from generations.engines import engine_choices, upscaler_choices
 from generations.forms import REUSES, GenerateForm, UpscaleForm, initial_from
 from generations.models import GalleryImage, GenerationJob, Upload
-from generations.stability.contract import RuleViolation
+from generations.stability.contract import ENGINES, RuleViolation
 from generations.uploads import UploadRejected, clean_upload
 from studio.throttling import TOO_MANY, throttle
 
@@ -203,10 +203,12 @@ def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.
 def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
     image = _team_image(request, image_id)
     team_images = GalleryImage.objects.for_team(image.team).live()
+    engine = ENGINES.get(image.job.engine_id)  # its name, as people know it; the id if we don't know it
     context = {
         "image": image,
         "membership": membership_of(request, image.team),
         "job": image.job,
+        "engine_name": engine.name if engine else image.job.engine_id,
         "ancestors": image.ancestors(),
         "descendants": list(image.descendants()),
         "newer": team_images.after(image.created_at, image.pk).first(),

@@ -35,6 +35,10 @@
       caption: el("p", { class: "lightbox-caption" }),
       counter: el("span", { class: "lightbox-counter", "aria-live": "polite" }),
       details: el("a", { class: "lightbox-details", href: "#" }, "Open details"),
+      // The tile's star and its panel (collections, trash), for gallery tiles that have them (library.js).
+      star: el("button", { type: "button", class: "lightbox-star", "aria-pressed": "false", title: "Star" }, "★"),
+      more: el("button", { type: "button", class: "lightbox-more", "aria-expanded": "false" }, "Collections…"),
+      panel: el("div", { class: "lightbox-panel", hidden: "" }),
       prev: el("button", { type: "button", class: "lightbox-prev", "aria-label": "Previous image" }, "‹"),
       next: el("button", { type: "button", class: "lightbox-next", "aria-label": "Next image" }, "›"),
       close: el("button", { type: "button", class: "lightbox-close", "aria-label": "Close" }, "×"),
@@ -44,7 +48,8 @@
       "dialog",
       { class: "lightbox", "aria-label": "Image viewer" },
       parts.stage,
-      el("div", { class: "lightbox-bar" }, parts.caption, parts.counter, parts.details),
+      el("div", { class: "lightbox-bar" }, parts.caption, parts.counter, parts.star, parts.more, parts.details),
+      parts.panel,
       parts.prev,
       parts.next,
       parts.close,
@@ -54,6 +59,17 @@
     parts.prev.addEventListener("click", () => step(-1));
     parts.next.addEventListener("click", () => step(1));
     parts.close.addEventListener("click", () => dialog.close());
+    // The tile's own star form does the work, so every star of the image follows (favourite-changed).
+    parts.star.addEventListener("click", () => {
+      const tileStar = tileOf(current) && tileOf(current).querySelector("button[data-star]");
+      if (tileStar) tileStar.click();
+    });
+    parts.more.addEventListener("click", () => {
+      const open = parts.panel.hidden;
+      parts.panel.hidden = !open;
+      parts.more.setAttribute("aria-expanded", String(open));
+      if (open) loadPanel();
+    });
     parts.image.addEventListener("load", () => dialog.classList.remove("loading"));
     parts.image.addEventListener("error", () => dialog.classList.remove("loading"));
     // The dialog fills the viewport, so a click on it (not on its content) is a click on the backdrop.
@@ -61,7 +77,7 @@
       if (event.target === dialog || event.target === parts.stage) dialog.close();
     });
     dialog.addEventListener("keydown", (event) => {
-      if (hasModifier(event)) return;
+      if (hasModifier(event) || isTyping(event.target)) return;
       if (event.key === "ArrowLeft") step(-1);
       else if (event.key === "ArrowRight") step(1);
       else return;
@@ -75,6 +91,19 @@
     // Infinite scroll may append items while the lightbox is open.
     document.addEventListener("htmx:load", () => {
       if (dialog.open) update();
+    });
+  }
+
+  function tileOf(item) {
+    return item ? item.closest(".tile") : null;
+  }
+
+  function loadPanel() {
+    if (!current || !current.dataset.panel || parts.panel.hidden || !window.htmx) return;
+    const next = window.location.pathname + window.location.search;
+    window.htmx.ajax("GET", `${current.dataset.panel}?next=${encodeURIComponent(next)}`, {
+      target: parts.panel,
+      swap: "innerHTML",
     });
   }
 
@@ -105,6 +134,15 @@
     parts.image.src = item.dataset.full || item.href;
     parts.caption.textContent = caption;
     parts.details.setAttribute("href", item.getAttribute("href"));
+    const tileStar = tileOf(item) && tileOf(item).querySelector("[data-star]");
+    parts.star.hidden = !tileStar;
+    parts.more.hidden = !item.dataset.panel;
+    if (tileStar) {
+      parts.star.dataset.star = tileStar.dataset.star;
+      parts.star.setAttribute("aria-pressed", tileStar.getAttribute("aria-pressed"));
+    }
+    parts.panel.textContent = "";
+    loadPanel();
     const { all, index } = update();
     preload(all[index - 1]);
     preload(all[index + 1]);

@@ -3,30 +3,14 @@
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
+
+from tests.migrating import back_to_the_latest_schema, migrate  # noqa: F401  (an autouse fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BEFORE = [("accounts", "0001_initial"), ("generations", "0002_image_inputs_and_lineage")]
 AFTER = [("accounts", "0002_teams_invites_keys_audit"), ("generations", "0003_job_credits_share_links")]
-
-
-@pytest.fixture(autouse=True)
-def _back_to_the_latest_schema():
-    """Leave the test database as every other test expects it: fully migrated."""
-    yield
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(executor.loader.graph.leaf_nodes())
-
-
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
 
 
 def test_migrating_keeps_everything_and_encrypts_the_team_key():

