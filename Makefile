@@ -24,7 +24,7 @@ BEAT_SCHEDULE := $(VAR_DIR)/celerybeat-schedule
 # The embedded broker cannot broadcast; these worker features need it.
 WORKER_FLAGS := $(if $(REDIS_URL),,--without-gossip --without-mingle --without-heartbeat)
 
-.PHONY: run install test sandbox worker beat lint typecheck bench clean
+.PHONY: run install test test-fast sandbox worker beat lint typecheck bench clean
 
 .tools/bin/uv:
 	@test -n "$(PYTHON)" || { echo "Studio needs Python 3.12 or newer on PATH." >&2; exit 1; }
@@ -69,6 +69,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/pytest
+
+# The inner loop: everything but the browser journeys and the tests that start Celery worker processes.
+test-fast: install
+	$(BIN)/pytest -m "not browser and not worker" -q
 
 lint: install
 	$(BIN)/ruff check .

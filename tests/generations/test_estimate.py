@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from generations.models import GenerationJob
-from tests.browser.conftest import page  # noqa: F401  (the browser fixture)
+from tests.browser.conftest import chromium, page  # noqa: F401  (the browser fixtures)
 from tests.images import png
 from tests.spend_factories import client_for, credits_left, join, shared_team
 
