@@ -42,6 +42,9 @@
       const one = new DataTransfer();
       one.items.add(event.dataTransfer.files[0]);
       input.files = one.files;
+      // A field swapped in a moment ago may not be wired up by htmx yet (it does so when the swap settles):
+      // process it now (idempotent), so a quick second drop is not lost.
+      if (window.htmx) window.htmx.process(input);
       input.dispatchEvent(new Event("change", { bubbles: true }));
     },
     true,
