@@ -24,7 +24,15 @@ from django.db.models import CharField, Count, Exists, F, IntegerField, OuterRef
 from django.db.models.functions import Cast
 
 from accounts.models import Team, User
-from generations.library_search import ASPECTS, FILTERED, NO_STYLE, Filters, aspect_of, aspect_q, filters_q
+from generations.library_search import (
+    ASPECTS,
+    FILTERED,
+    NO_STYLE,
+    Filters,
+    aspect_of,
+    facets_q,
+    filters_q,
+)
 from generations.models import Collection, CollectionItem, Favourite, GalleryImage, GalleryTally
 from generations.stability.contract import ENGINES
 
@@ -114,22 +122,9 @@ def _dimensions(prefix: str, filtered: Any) -> dict[str, Any]:
 
 def tallied_q(filters: Filters, prefix: str = "") -> Q:
     """The tallied facets' filters on GalleryTally (prefix "") or an ImageFacts copy ("image_")."""
-    p = prefix
-    condition = Q()
-    if filters.creator is not None:
-        condition &= Q(**{f"{p}created_by_id": filters.creator})
-    if filters.engine is not None:
-        condition &= Q(**{f"{p}engine_id": filters.engine})
-    if filters.style is not None:
-        condition &= Q(**{f"{p}style_preset": filters.style})
-    if filters.kind is not None:
-        condition &= Q(**{f"{p}kind": filters.kind})
-    if filters.size is not None:
-        condition &= Q(**{f"{p}width": filters.size[0], f"{p}height": filters.size[1]})
-    if filters.aspect is not None:
-        condition &= aspect_q(filters.aspect, p)
+    condition = facets_q(filters, prefix)
     if filters.filtered is not None:
-        condition &= Q(**{f"{p}filtered": filters.filtered == "only"})
+        condition &= Q(**{f"{prefix}filtered": filters.filtered == "only"})
     return condition
 
 

@@ -185,13 +185,11 @@ def _day_start(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def filters_q(filters: Filters, user_id: int, prefix: str = "") -> Q:
-    """Every active filter as one condition on GalleryImage, through `prefix` (e.g. "image__") from a row
-    that points at an image."""
+def facets_q(filters: Filters, prefix: str = "") -> Q:
+    """The facets copied from the job (creator, engine, style, kind, size, aspect) as one condition, on
+    GalleryImage, GalleryTally or an ImageFacts copy alike: they share these column names."""
     p = prefix
     condition = Q()
-    if filters.text:
-        condition &= _text_q(filters, p)
     if filters.creator is not None:
         condition &= Q(**{f"{p}created_by_id": filters.creator})
     if filters.engine is not None:
@@ -204,6 +202,16 @@ def filters_q(filters: Filters, user_id: int, prefix: str = "") -> Q:
         condition &= Q(**{f"{p}width": filters.size[0], f"{p}height": filters.size[1]})
     if filters.aspect is not None:
         condition &= aspect_q(filters.aspect, p)
+    return condition
+
+
+def filters_q(filters: Filters, user_id: int, prefix: str = "") -> Q:
+    """Every active filter as one condition on GalleryImage, through `prefix` (e.g. "image__") from a row
+    that points at an image."""
+    p = prefix
+    condition = facets_q(filters, p)
+    if filters.text:
+        condition &= _text_q(filters, p)
     if filters.filtered == "only":
         condition &= Q(**{f"{p}finish_reason": "CONTENT_FILTERED"})
     elif filters.filtered == "hide":

@@ -1,5 +1,6 @@
 """The team page: members and their roles, the role matrix, invites; member management; the audit log."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -99,6 +100,17 @@ def team_rename_view(request: AuthedRequest, team_id: int) -> HttpResponse:
     return _back(team_id)
 
 
+def _attempt(request: AuthedRequest, change: Callable[[], object], success: str) -> bool:
+    """Make a change the team's rules may refuse, and tell the person how it went."""
+    try:
+        change()
+    except TeamRuleBroken as exc:
+        messages.error(request, exc.message)
+        return False
+    messages.success(request, success)
+    return True
+
+
 def _member(actor: Membership, membership_id: int) -> Membership:
     return get_object_or_404(
         Membership.objects.select_related("user", "team"), pk=membership_id, team=actor.team
@@ -116,12 +128,12 @@ def member_role(request: AuthedRequest, team_id: int, membership_id: int) -> Htt
             request, f"{member.user.username}: {' '.join(str(error) for error in form.errors['role'])}"
         )
         return _back(team_id, "members-heading")
-    try:
-        membership_role_set(actor=actor, membership=member, role=form.cleaned_data["role"])
-    except TeamRuleBroken as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{member.user.username} is now {member.get_role_display().lower()}.")
+    role = Role(form.cleaned_data["role"])
+    _attempt(
+        request,
+        lambda: membership_role_set(actor=actor, membership=member, role=role),
+        f"{member.user.username} is now {role.label.lower()}.",
+    )
     return _back(team_id, "members-heading")
 
 
@@ -130,14 +142,11 @@ def member_role(request: AuthedRequest, team_id: int, membership_id: int) -> Htt
 def member_remove(request: AuthedRequest, team_id: int, membership_id: int) -> HttpResponse:
     actor = require(request, team_id, Action.REMOVE_MEMBER)
     member = _member(actor, membership_id)
-    try:
-        membership_remove(actor=actor, membership=member)
-    except TeamRuleBroken as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, f"{member.user.username} was removed. Their images stay in the team, credited to them."
-        )
+    _attempt(
+        request,
+        lambda: membership_remove(actor=actor, membership=member),
+        f"{member.user.username} was removed. Their images stay in the team, credited to them.",
+    )
     return _back(team_id, "members-heading")
 
 
@@ -146,12 +155,11 @@ def member_remove(request: AuthedRequest, team_id: int, membership_id: int) -> H
 def member_make_owner(request: AuthedRequest, team_id: int, membership_id: int) -> HttpResponse:
     actor = require(request, team_id, Action.TRANSFER_OWNERSHIP)
     member = _member(actor, membership_id)
-    try:
-        ownership_transfer(actor=actor, to=member)
-    except TeamRuleBroken as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"{member.user.username} now owns {actor.team.name}; you are an admin.")
+    _attempt(
+        request,
+        lambda: ownership_transfer(actor=actor, to=member),
+        f"{member.user.username} now owns {actor.team.name}; you are an admin.",
+    )
     return _back(team_id, "members-heading")
 
 
@@ -159,12 +167,10 @@ def member_make_owner(request: AuthedRequest, team_id: int, membership_id: int) 
 @require_POST
 def team_leave(request: AuthedRequest, team_id: int) -> HttpResponse:
     membership = require(request, team_id, Action.LEAVE)
-    try:
-        membership_leave(membership=membership)
-    except TeamRuleBroken as exc:
-        messages.error(request, exc.message)
+    if not _attempt(
+        request, lambda: membership_leave(membership=membership), f"You left {membership.team.name}."
+    ):
         return _back(team_id)
-    messages.success(request, f"You left {membership.team.name}.")
     return redirect("generations:create")
 
 
@@ -176,12 +182,10 @@ def team_delete_view(request: AuthedRequest, team_id: int) -> HttpResponse:
     if not form.is_valid():
         return team_page(request, actor, delete_form=form)
     name = actor.team.name
-    try:
-        team_delete(actor=actor)
-    except TeamRuleBroken as exc:
-        messages.error(request, exc.message)
+    if not _attempt(
+        request, lambda: team_delete(actor=actor), f"{name} was deleted, with its images and jobs."
+    ):
         return _back(team_id)
-    messages.success(request, f"{name} was deleted, with its images and jobs.")
     return redirect("generations:create")
 
 
