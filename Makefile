@@ -64,7 +64,13 @@ sandbox: install
 	SANDBOX_STANDALONE=1 $(BIN)/gunicorn studio.wsgi --bind 127.0.0.1:$(SANDBOX_PORT) --workers 2 --threads 8 \
 		--worker-class gthread --timeout 300 --access-logfile -
 
-test: install
+# axe-core, which the accessibility tests inject into Chromium (pinned in package.json and its lock).
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "The accessibility tests need Node.js and npm (apt-get install npm)." >&2; exit 1; }
+	npm ci --no-audit --no-fund --loglevel error
+	@touch $@
+
+test: install node_modules/.installed
 	@test -x /usr/bin/chromium || echo "note: browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)" >&2
 	$(BIN)/ruff check .
 	$(BIN)/mypy .

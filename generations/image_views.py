@@ -1,0 +1,128 @@
+"""An image's page and what can be done from it: variations, re-run, upscale, download."""
+
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from accounts.permissions import membership_of, require
+from accounts.policy import Action
+from accounts.services.spend import AllowanceExceeded
+from accounts.types import AuthedRequest
+from generations import services
+from generations.engines import upscaler_choices
+from generations.forms import UpscaleForm
+from generations.models import GalleryImage, GenerationJob
+from generations.stability.contract import ENGINES, RuleViolation
+
+
+def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.VIEW) -> GalleryImage:
+    """An image of one of the user's teams (else 404) on which their role there allows `action` (else 403)."""
+    image = get_object_or_404(
+        GalleryImage.objects.visible_to(request.user).select_related(
+            "job", "job__upload", "created_by", "team"
+        ),
+        pk=image_id,
+    )
+    require(request, image.team, action)
+    return image
+
+
+@login_required
+@require_GET
+def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id)
+    team_images = GalleryImage.objects.for_team(image.team).live()
+    engine = ENGINES.get(image.job.engine_id)  # its name, as people know it; the id if we don't know it
+    context = {
+        "image": image,
+        "membership": membership_of(request, image.team),
+        "job": image.job,
+        "engine_name": engine.name if engine else image.job.engine_id,
+        "ancestors": image.ancestors(),
+        "descendants": list(image.descendants()),
+        "newer": team_images.after(image.created_at, image.pk).first(),
+        "older": team_images.newest_first().before(image.created_at, image.pk).first(),
+        "upscale_form": UpscaleForm(image=image, engines=upscaler_choices(image.team)),
+    }
+    return render(request, "generations/image_detail.html", context)
+
+
+def _started(request: AuthedRequest, job: GenerationJob) -> HttpResponse:
+    """After an action on an image: the create page, where the new job's card shows its progress."""
+    return redirect(f"{reverse('generations:create')}#job-{job.pk}")
+
+
+def _refused(request: AuthedRequest, image: GalleryImage, message: str) -> HttpResponse:
+    messages.error(request, message)
+    return redirect("generations:image-detail", image_id=image.pk)
+
+
+@login_required
+@require_POST
+def image_variations(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id, Action.GENERATE)
+    try:
+        job = services.image_variations(
+            image=image, user=request.user, default_engine=settings.STABILITY_DEFAULT_ENGINE
+        )
+    except RuleViolation as exc:
+        return _refused(request, image, f"Variations can't be made: {exc.field} {exc.rule}.")
+    except AllowanceExceeded as exc:
+        return _refused(request, image, exc.message)
+    return _started(request, job)
+
+
+@login_required
+@require_POST
+def image_rerun(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id, Action.GENERATE)
+    try:
+        job = services.image_rerun(image=image, user=request.user)
+    except RuleViolation as exc:
+        return _refused(request, image, f"This image can't be re-run: {exc.field} {exc.rule}.")
+    except AllowanceExceeded as exc:
+        return _refused(request, image, exc.message)
+    return _started(request, job)
+
+
+@login_required
+@require_POST
+def image_upscale(request: AuthedRequest, image_id: UUID) -> HttpResponse:
+    image = _team_image(request, image_id, Action.GENERATE)
+    form = UpscaleForm(request.POST, image=image, engines=upscaler_choices(image.team))
+    if not form.is_valid():
+        return _refused(
+            request, image, " ".join(str(message) for errors in form.errors.values() for message in errors)
+        )
+    try:
+        job = services.image_upscale(
+            image=image,
+            user=request.user,
+            engine_id=form.cleaned_data["engine"],
+            prompt=form.cleaned_data["prompt"],
+        )
+    except AllowanceExceeded as exc:
+        return _refused(request, image, exc.message)
+    return _started(request, job)
+
+
+@login_required
+@require_GET
+def image_download(request: AuthedRequest, image_id: UUID) -> FileResponse:
+    image = _team_image(request, image_id, Action.DOWNLOAD)
+    return FileResponse(image.image.open("rb"), as_attachment=True, filename=image.download_name)
+
+
+urlpatterns: list[URLPattern] = [
+    path("images/<uuid:image_id>/", image_detail, name="image-detail"),
+    path("images/<uuid:image_id>/download/", image_download, name="image-download"),
+    path("images/<uuid:image_id>/variations/", image_variations, name="image-variations"),
+    path("images/<uuid:image_id>/rerun/", image_rerun, name="image-rerun"),
+    path("images/<uuid:image_id>/upscale/", image_upscale, name="image-upscale"),
+]

@@ -1,0 +1,1 @@
+// Job cards: how a running job reaches the page.
