@@ -125,7 +125,8 @@ def sizes(request: AuthedRequest) -> HttpResponse:
     response = render(
         request, "generations/create.html#size-field", {"form": _form(request, initial=initial)}
     )
-    return trigger_client_event(response, "size-changed")  # the cost estimate prices the new size
+    # The cost estimate prices the new size, once the new field is in the page.
+    return trigger_client_event(response, "size-changed", after="settle")
 
 
 def _init_field(request: AuthedRequest, initial: dict[str, Any], error: str) -> HttpResponse:
@@ -133,7 +134,8 @@ def _init_field(request: AuthedRequest, initial: dict[str, Any], error: str) -> 
     context = {"form": _form(request, initial=initial), "init_error": error, "size_oob": True}
     response = render(request, "generations/create.html#init-field", context)
     response.content += render_to_string("generations/create.html#size-field", context, request).encode()
-    return trigger_client_event(response, "size-changed")  # the cost estimate prices the new size
+    # The cost estimate prices the new size, once the new field is in the page.
+    return trigger_client_event(response, "size-changed", after="settle")
 
 
 def _upload_throttled(request: AuthedRequest, message: str) -> HttpResponse:
