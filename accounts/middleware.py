@@ -14,7 +14,7 @@ class CurrentTeamMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # Lazy: anonymous pages and the sandbox API never pay for the look-up.
+        # Lazy: anonymous pages, the media files and the sandbox API never pay for the look-up.
         user = request.user
         memberships = SimpleLazyObject(lambda: user_memberships(user))  # type: ignore[arg-type]
         membership = SimpleLazyObject(lambda: current_membership(user, memberships))  # type: ignore[arg-type]

@@ -8,12 +8,12 @@ and the number of queries one request makes (session, user and team look-ups inc
 
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +99,18 @@ def seed_library(team: Any, users: list[Any], count: int, *, images_per_job: int
     a few seconds for 100,000 rows. Files are not written (the pages only link to them)."""
     from django.utils import timezone
 
-    from generations.models import GalleryImage, GalleryTally, GenerationJob, image_kind
+    from generations.models import (
+        GalleryImage,
+        GalleryTally,
+        GenerationJob,
+        image_kind,
+        image_path,
+        thumbnail_path,
+    )
 
     rng = random.Random(seed)
     now = timezone.now()
-    spacing = timezone.timedelta(days=365) / count
+    spacing = timedelta(days=365) / count
     jobs: list[GenerationJob] = []
     images: list[GalleryImage] = []
     for number in range(0, count, images_per_job):
@@ -141,14 +148,17 @@ def seed_library(team: Any, users: list[Any], count: int, *, images_per_job: int
                 index=index,
                 team=team,
                 created_by=job.created_by,
-                image=f"images/{team.pk}/bench.png",
-                thumbnail=f"thumbnails/{team.pk}/bench.webp",
+                image="",
+                thumbnail="",
                 width=width,
                 height=height,
                 seed=rng.randrange(1, 2**32),
                 finish_reason="CONTENT_FILTERED" if rng.random() < 0.02 else "SUCCESS",
-                created_at=created_at - timezone.timedelta(microseconds=index),
+                created_at=created_at - timedelta(microseconds=index),
             )
+            # The names Studio gives stored files (generations.models.image_path and thumbnail_path).
+            image.image.name = image_path(image, "")
+            image.thumbnail.name = thumbnail_path(image, "")
             image.copy_job_facts(job)
             assert image.kind == image_kind(job)
             images.append(image)
@@ -190,32 +200,6 @@ def seed_extras(
         collection = library.collection_create(team=team, user=user, name=f"Collection {number + 1}")
         chosen = images.filter(pk__in=rng.sample(ids, per_collection))
         library.collection_add(collection=collection, images=chosen, user=user)
-
-
-def timed(action: Callable[[], object], runs: int) -> tuple[float, float]:
-    """Median and 95th percentile in milliseconds."""
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return statistics.median(samples), samples[max(0, int(len(samples) * 0.95) - 1)]
-
-
-def measure(client: Any, url: str, runs: int = 40, **headers: str) -> tuple[float, float, int, int]:
-    """(median ms, p95 ms, queries, images on the page) for GET url."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    response = client.get(url, **headers)
-    assert response.status_code == 200, (url, response.status_code)
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url, **headers)
-    query_count = len(queries)  # now: the captured list is a view that later requests reset
-    tiles = response.content.decode().count('<li class="tile"')
-    median, p95 = timed(lambda: client.get(url, **headers), runs)
-    return median, p95, query_count, tiles
 
 
 def cursor_at(team: Any, depth: int) -> str:
@@ -297,10 +281,9 @@ def zip_rows(team: Any, user: Any) -> list[tuple[str, str]]:
     return rows
 
 
-def library_rows(count: int = 100_000) -> list[tuple[str, str]]:
-    """Seed a team of five with `count` images and measure the gallery's pages, searches and filters."""
+def seed_team(count: int) -> tuple[Any, list[Any]]:
+    """A team of five (the lead first) with `count` images, 1,000 of the lead's stars and 10 collections."""
     from django.db import connection
-    from django.test import Client
 
     from accounts.models import Membership
     from accounts.services import user_signup
@@ -309,21 +292,22 @@ def library_rows(count: int = 100_000) -> list[tuple[str, str]]:
         user_signup(username=f"lib-{name}", email=f"lib-{name}@example.com", password="bench-passphrase-1")
         for name in ("lead", "ana", "bo", "cy", "di")
     ]
-    lead = users[0]
-    team = lead.current_team
+    team = users[0].current_team
+    assert team is not None
     for user in users[1:]:
         Membership.objects.create(team=team, user=user, role="member")
-    started = time.perf_counter()
     seed_library(team, users, count)
-    seed_extras(team, lead)
-    seeded = time.perf_counter() - started
+    seed_extras(team, users[0])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:  # what autovacuum does for a table that grew: fresh statistics
             cursor.execute("VACUUM ANALYZE")
-    client = Client()
-    client.force_login(lead)
-    deep = count // 2
-    cases = [
+    return team, users
+
+
+def page_cases(team: Any, users: list[Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """The gallery requests measured: (label, URL, headers)."""
+    deep = live_count(team) // 2
+    return [
         ("First gallery page", "/gallery/", {}),
         (
             f"A deep page ({deep:,} images down), as infinite scroll asks",
@@ -351,16 +335,69 @@ def library_rows(count: int = 100_000) -> list[tuple[str, str]]:
         ("A word and two filters", f"/gallery/?q={SEARCH_WORD}&creator={users[2].pk}&aspect=landscape", {}),
         ("My favourites", "/gallery/?favourites=1", {}),
     ]
-    rows = [(f"Seeding {count:,} images (bulk inserts) and their tally", f"{seeded:.0f} s")]
+
+
+def live_count(team: Any) -> int:
+    from generations.models import GalleryImage
+
+    return GalleryImage.objects.for_team(team).live().count()
+
+
+def page_rows(team: Any, users: list[Any], runs: int = 40) -> list[tuple[str, str]]:
+    """Each gallery request's median and p95, its queries and tiles, and what it adds to the signed-in
+    baseline (bench.gallery_depth) measured in turn with it."""
+    from django.test import Client, override_settings
+
+    from bench import gallery_depth
+
+    client = Client()
+    client.force_login(users[0])
+    cases = page_cases(team, users)
+    actions: dict[str, Callable[[], object]] = {
+        "baseline": lambda: gallery_depth.get_ok(client, gallery_depth.SIGNED_IN)
+    }
     for label, url, headers in cases:
-        median, p95, queries, tiles = measure(client, url, **headers)
+        actions[label] = lambda url=url, headers=headers: gallery_depth.get_ok(client, url, **headers)  # type: ignore[misc]
+    with override_settings(ROOT_URLCONF=gallery_depth.URLCONF):
+        for action in actions.values():
+            action()
+        queries = {name: gallery_depth.query_count(action) for name, action in actions.items()}
+        tiles = {
+            label: gallery_depth.get_ok(client, url, **headers).content.decode().count('<li class="tile"')
+            for label, url, headers in cases
+        }
+        taken = gallery_depth.interleaved(actions, runs)
+    baseline, baseline_p95 = gallery_depth.median_p95(taken["baseline"])
+    rows = [
+        (
+            "A signed-in view that does nothing (the baseline)",
+            f"{baseline:.1f} ms median, {baseline_p95:.1f} ms p95, {queries['baseline']} queries",
+        )
+    ]
+    for label, _, _ in cases:
+        median, p95 = gallery_depth.median_p95(taken[label])
         rows.append(
             (
-                f"{label} ({tiles} images shown)",
-                f"{median:.1f} ms median, {p95:.1f} ms p95, {queries} queries",
+                f"{label} ({tiles[label]} images shown)",
+                f"{median:.1f} ms median, {p95:.1f} ms p95, {queries[label]} queries; "
+                f"{median - baseline:+.1f} ms over the baseline",
             )
         )
-    rows.extend(zip_rows(team, lead))
+    return rows
+
+
+def library_rows(count: int = 100_000) -> list[tuple[str, str]]:
+    """Seed a team of five with `count` images and measure the gallery's pages, searches and filters, the
+    reads that must not grow with depth (bench.gallery_depth) and the ZIP downloads."""
+    from bench.gallery_depth import depth_rows
+
+    started = time.perf_counter()
+    team, users = seed_team(count)
+    seeded = time.perf_counter() - started
+    rows = [(f"Seeding {count:,} images (bulk inserts) and their tally", f"{seeded:.0f} s")]
+    rows.extend(page_rows(team, users))
+    rows.extend(depth_rows(team, users[0]))
+    rows.extend(zip_rows(team, users[0]))
     return rows
 
 

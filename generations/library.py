@@ -10,8 +10,9 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.files import FieldFile
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Team, User
@@ -129,15 +130,25 @@ def collection_add(*, collection: Collection, images: GalleryImageQuerySet, user
         if pk not in held
     ]
     CollectionItem.objects.bulk_create(new, ignore_conflicts=True)
+    collections_recount(Collection.objects.filter(pk=collection.pk))
     return len(new)
 
 
 def collection_remove(*, collection: Collection, images: GalleryImageQuerySet) -> int:
     removed, _ = collection.items.filter(image__in=_same_team(collection, images)).delete()
+    collections_recount(Collection.objects.filter(pk=collection.pk))
     if collection.cover_id and not collection.items.filter(image_id=collection.cover_id).exists():
         collection.cover = None
         collection.save(update_fields=["cover"])
     return removed
+
+
+def collections_recount(collections: QuerySet[Collection]) -> None:
+    """Count the live images of these collections again into `Collection.live_count`: after every change
+    to their items or their images' trash state, and hourly for every team (which heals any drift)."""
+    live = CollectionItem.objects.filter(collection=OuterRef("pk"), image_live=True).order_by()
+    counted = live.values("collection").annotate(n=Count("pk")).values("n")
+    collections.update(live_count=Coalesce(Subquery(counted), 0))
 
 
 def collection_set_cover(*, collection: Collection, image: GalleryImage) -> Collection:
@@ -173,6 +184,7 @@ def images_trash(*, images: GalleryImageQuerySet, user: User) -> int:
     GalleryTally.objects.adjust(_tally_rows(live), -1)
     Favourite.objects.filter(image__in=ids).update(image_live=False)
     CollectionItem.objects.filter(image__in=ids).update(image_live=False)
+    collections_recount(Collection.objects.filter(items__image__in=ids))
     return live.update(trashed_at=timezone.now(), trashed_by=user)
 
 
@@ -183,6 +195,7 @@ def images_restore(*, images: GalleryImageQuerySet) -> int:
     GalleryTally.objects.adjust(_tally_rows(trashed), +1)
     Favourite.objects.filter(image__in=ids).update(image_live=True)
     CollectionItem.objects.filter(image__in=ids).update(image_live=True)
+    collections_recount(Collection.objects.filter(items__image__in=ids))
     return trashed.update(trashed_at=None, trashed_by=None)
 
 
@@ -218,6 +231,8 @@ def images_purge(*, now: datetime | None = None) -> int:
 
 
 def tallies_rebuild() -> None:
-    """Count every team's live images again (nightly, after the purge): heals any drift of the tally."""
+    """Count every team's live images again (hourly, after the purge): heals any drift of the tally and
+    of the collections' counts."""
     for team_id in Team.objects.values_list("pk", flat=True).iterator():
         GalleryTally.objects.rebuild(team_id)
+        collections_recount(Collection.objects.filter(team_id=team_id))

@@ -17,6 +17,7 @@ with a search or dates, from the images that match them (a GIN or date index nar
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.db import connection
@@ -29,6 +30,7 @@ from generations.library_search import (
     FILTERED,
     NO_STYLE,
     Filters,
+    _day_start,
     aspect_of,
     facets_q,
     filters_q,
@@ -75,17 +77,8 @@ class Counts:
         return next((option for option in options if option.selected), None)
 
 
-def _shape(query: QuerySet[Any], *, full: bool = True, **columns: Any) -> QuerySet[Any]:
-    """A part of the union: the same columns, in the same order, in every part; or (`full=False`, on
-    PostgreSQL, where _grouped_on_postgresql pads them) only tag, ref, label and n."""
-    if not full:
-        names = ["c_tag", "c_ref", "c_label"]
-        n = columns.pop("n")
-        grouped = query.annotate(
-            c_ref=Value(0, output_field=IntegerField()), c_label=Value("", output_field=CharField())
-        )
-        grouped = grouped.annotate(**{f"c_{name}": value for name, value in columns.items()})
-        return grouped.values(*names).annotate(c_n=n).values_list(*names, "c_n").order_by()
+def _shape(query: QuerySet[Any], **columns: Any) -> QuerySet[Any]:
+    """A part of the union (SQLite): the same columns, in the same order, in every part."""
     blank: dict[str, Any] = {
         "tag": Value("", output_field=CharField()),
         "ref": Value(0, output_field=IntegerField()),
@@ -128,11 +121,6 @@ def tallied_q(filters: Filters, prefix: str = "") -> Q:
     return condition
 
 
-def _union_in_django() -> bool:
-    """SQLite unions the parts in Django (every part has every column); PostgreSQL in its own SQL."""
-    return connection.vendor != "postgresql"
-
-
 def _needs_images(filters: Filters) -> bool:
     return any(filters.is_active(name) for name in NEEDS_IMAGES)
 
@@ -143,14 +131,12 @@ def _starred(user_id: int, image: str) -> Q:
 
 def _combinations(team: Team, filters: Filters, user_id: int) -> QuerySet[Any]:
     """The "all" part: what passes the search, dates, favourites and collection, by tallied facets."""
-    # PostgreSQL names the creators after grouping (a few rows, not every combination): no label here.
-    unnamed = {} if _union_in_django() else {"label": Value("", output_field=CharField())}
     if _needs_images(filters):
         untallied = Filters(**{name: getattr(filters, name) for name in (*UNTALLIED, "negatives")})
         images = GalleryImage.objects.for_team(team).live().filter(filters_q(untallied, user_id))
-        shape = _dimensions("", Q(finish_reason="CONTENT_FILTERED")) | unnamed
+        shape = _dimensions("", Q(finish_reason="CONTENT_FILTERED"))
         return _shape(images, tag=Value("all"), n=Count("pk"), **shape)
-    copied = _dimensions("image_", F("image_filtered")) | unnamed
+    copied = _dimensions("image_", F("image_filtered"))
     if filters.collection is not None:
         items = CollectionItem.objects.filter(
             collection_id=filters.collection, collection__team=team, image_live=True
@@ -162,7 +148,7 @@ def _combinations(team: Team, filters: Filters, user_id: int) -> QuerySet[Any]:
         starred = Favourite.objects.filter(user_id=user_id, image_team_id=team.pk, image_live=True)
         return _shape(starred, tag=Value("all"), n=Count("pk"), **copied)
     tally = GalleryTally.objects.filter(team=team, count__gt=0)
-    shape = _dimensions("", F("filtered")) | unnamed
+    shape = _dimensions("", F("filtered"))
     return _shape(tally, tag=Value("all"), n=Cast(F("count"), IntegerField()), **shape)
 
 
@@ -182,21 +168,24 @@ def _favourites(team: Team, filters: Filters, user_id: int) -> QuerySet[Any]:
                 collection_id=filters.collection, image_id=OuterRef("image_id")
             )
             starred = starred.filter(Exists(held))
-    return _shape(starred, full=_union_in_django(), tag=Value("favourites"), n=Count("pk"))
+    return _shape(starred, tag=Value("favourites"), n=Count("pk"))
 
 
-def _collections(team: Team, filters: Filters, user_id: int) -> tuple[QuerySet[Any], QuerySet[Any]]:
+def _collections(team: Team, filters: Filters, user_id: int) -> tuple[QuerySet[Any], QuerySet[Any] | None]:
     """The "collection" parts: every collection of the team by name, and how many of each one's images
-    pass every other filter (collections without such images have no row there)."""
-    full = _union_in_django()
+    pass every other filter (collections without such images have no row there; with no other filter,
+    the collections' stored counts, and no second part)."""
+    # No other filter: each collection's stored count of live images is the answer, without its items.
+    unfiltered = not filters.without("collection").any_active
     names = _shape(
         Collection.objects.for_team(team),
-        full=full,
         tag=Value("collection"),
         ref=F("pk"),
         label=F("name"),
-        n=Value(0),
+        n=F("live_count") if unfiltered else Value(0),
     )
+    if unfiltered:
+        return names, None
     items = CollectionItem.objects.filter(collection__team=team, image_live=True)
     if _needs_images(filters):
         # trashed_at too, though image_live says it: the partial indexes of live images need it said.
@@ -206,26 +195,27 @@ def _collections(team: Team, filters: Filters, user_id: int) -> tuple[QuerySet[A
         items = items.filter(tallied_q(filters, "image_"))
         if filters.favourites:
             items = items.filter(_starred(user_id, "image_id"))
-    held = _shape(items, full=full, tag=Value("collection"), ref=F("collection_id"), n=Count("pk"))
+    held = _shape(items, tag=Value("collection"), ref=F("collection_id"), n=Count("pk"))
     return names, held
 
 
 def library_counts(team: Team, filters: Filters, user_id: int) -> Counts:
     """The counts beside every filter of the gallery, and the total: one query."""
-    combinations = _combinations(team, filters, user_id)
-    favourites, (collections, held) = (
-        _favourites(team, filters, user_id),
-        _collections(team, filters, user_id),
-    )
     counts = Counts()
     tallies: dict[str, Counter[str]] = defaultdict(Counter)
     creators: dict[str, str] = {}
     collections_by_id: dict[int, Option] = {}
+    combination_rows: list[tuple[Any, ...]] = []
     if connection.vendor == "postgresql":
-        rows = _grouped_on_postgresql(combinations, [favourites, collections, held], filters)
-        combination_rows: list[tuple[Any, ...]] = []
+        rows = _grouped_on_postgresql(_PostgresParts(team.pk, filters, user_id), filters)
     else:
-        rows = list(combinations.union(favourites, collections, held, all=True))
+        combinations = _combinations(team, filters, user_id)
+        favourites, (collections, held) = (
+            _favourites(team, filters, user_id),
+            _collections(team, filters, user_id),
+        )
+        parts = [favourites, collections] + ([held] if held is not None else [])
+        rows = list(combinations.union(*parts, all=True))
         combination_rows = [row[2:] for row in rows if row[0] == "all"]
     for tag, ref, label, creator, *rest in rows:
         n = rest[6]  # rest: engine, style, kind, width, height, filtered, n, and per facet on PostgreSQL
@@ -310,9 +300,7 @@ def _chosen_sql(filters: Filters) -> dict[str, tuple[str, list[Any]]]:
     return chosen
 
 
-def _grouped_on_postgresql(
-    combinations: QuerySet[Any], others: list[QuerySet[Any]], filters: Filters
-) -> list[tuple[Any, ...]]:
+def _grouped_on_postgresql(parts: "_PostgresParts", filters: Filters) -> list[tuple[Any, ...]]:
     """One scan of the combinations: GROUPING SETS give each facet's counts, each summed (FILTER) over the
     combinations that pass every chosen filter but the facet's own; the favourites and collections parts
     follow with UNION ALL. Columns: tag, ref (the GROUPING bits), label, creator, engine, style, kind, width,
@@ -331,7 +319,7 @@ def _grouped_on_postgresql(
         tests = [test for name, test in chosen.items() if name != facet]
         sums.append(f"SUM(c.c_n) FILTER (WHERE {' AND '.join(sql for sql, _ in tests) or 'TRUE'})")
         params.extend(value for _, values in tests for value in values)
-    combinations_sql, combinations_params = combinations.query.sql_with_params()
+    combinations_sql, combinations_params = parts.combinations()
     dimensions = (
         "NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::integer, NULL::integer, NULL::boolean"
     )
@@ -352,8 +340,7 @@ def _grouped_on_postgresql(
         LEFT JOIN {connection.ops.quote_name(User._meta.db_table)} u ON u.id = g.c_creator
     """
     params = [*params, *combinations_params]
-    for part in others:
-        part_sql, part_params = part.query.sql_with_params()
+    for part_sql, part_params in parts.others():
         columns = f"f.c_tag, f.c_ref, f.c_label, {dimensions}, f.c_n, {padding}"
         sql += f" UNION ALL SELECT {columns} FROM ({part_sql}) f"
         params.extend(part_params)
@@ -363,6 +350,186 @@ def _grouped_on_postgresql(
     first = 10  # tag, ref, label, creator, engine, style, kind, width, height, filtered
     positions = [first + sum_of[facet] for facet in [None, *FACETS]]
     return [(*row[:first], *(row[position] for position in positions), row[-1]) for row in rows]
+
+
+def _table(model: Any) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+class _PostgresParts:
+    """The parts of the counts query, as SQL (PostgreSQL): written here, not built through querysets,
+    since every gallery page runs them (the querysets cost about 3 ms of Python a page). Each condition is
+    the one filters_q, tallied_q and the SQLite parts above make; the tests compare every count with the
+    rows it stands for, on both databases."""
+
+    def __init__(self, team_id: int, filters: Filters, user_id: int) -> None:
+        self.team_id, self.filters, self.user_id = team_id, filters, user_id
+        self.images, self.tally = _table(GalleryImage), _table(GalleryTally)
+        self.favourite, self.item = _table(Favourite), _table(CollectionItem)
+        self.collection = _table(Collection)
+
+    def facets(self, column: str, *, on_images: bool, params: list[Any]) -> str:
+        """The tallied facets' conditions, AND-ed (a leading " AND " each): on the images (column "i.") or on
+        a table of their copies (column "f.image_", or "t." for the tally)."""
+        f, sql = self.filters, []
+        for value, name in (
+            (f.creator, "created_by_id"),
+            (f.engine, "engine_id"),
+            (f.style, "style_preset"),
+            (f.kind, "kind"),
+        ):
+            if value is not None:
+                sql.append(f"{column}{name} = %s")
+                params.append(value)
+        if f.size is not None:
+            sql.append(f"{column}width = %s AND {column}height = %s")
+            params.extend(f.size)
+        if f.aspect is not None:
+            width, height = f"{column}width", f"{column}height"
+            sql.append(
+                {"square": f"{width} = {height}", "landscape": f"{width} > {height}"}.get(
+                    f.aspect, f"{height} > {width}"
+                )
+            )
+        if f.filtered is not None:
+            if on_images:
+                sql.append(f"i.finish_reason {'=' if f.filtered == 'only' else '<>'} 'CONTENT_FILTERED'")
+            else:
+                sql.append(f"{column}filtered = %s")
+                params.append(f.filtered == "only")
+        return "".join(f" AND {condition}" for condition in sql)
+
+    def untallied(self, params: list[Any], *, but: str = "") -> str:
+        """Search, dates, favourites and collection on the images (alias i), AND-ed; `but` one of them."""
+        f, sql = self.filters, []
+        if f.text:
+            vector = "search_all" if f.negatives else "search_prompt"
+            sql.append(f"i.{vector} @@ websearch_to_tsquery('english'::regconfig, %s)")
+            params.append(f.text)
+        if f.since is not None:
+            sql.append("i.created_at >= %s")
+            params.append(_day_start(f.since))
+        if f.until is not None:
+            sql.append("i.created_at < %s")
+            params.append(_day_start(f.until + timedelta(days=1)))
+        if f.favourites and but != "favourites":
+            sql.append(self._starred("i.id", params))
+        if f.collection is not None and but != "collection":
+            sql.append(self._held("i.id", params))
+        return "".join(f" AND {condition}" for condition in sql)
+
+    def _starred(self, image: str, params: list[Any]) -> str:
+        params.append(self.user_id)
+        return f"EXISTS (SELECT 1 FROM {self.favourite} s WHERE s.user_id = %s AND s.image_id = {image})"
+
+    def _held(self, image: str, params: list[Any]) -> str:
+        params.append(self.filters.collection)
+        return f"EXISTS (SELECT 1 FROM {self.item} h WHERE h.collection_id = %s AND h.image_id = {image})"
+
+    def combinations(self) -> tuple[str, list[Any]]:
+        """What passes the search, dates, favourites and collection, by tallied facets (as _combinations)."""
+        f, params = self.filters, [self.team_id]
+        copied = (
+            "f.image_created_by_id AS c_creator, f.image_engine_id AS c_engine,"
+            " f.image_style_preset AS c_style, f.image_kind AS c_kind,"
+            " f.image_width AS c_width, f.image_height AS c_height,"
+            " f.image_filtered AS c_filtered, COUNT(*) AS c_n"
+        )
+        if _needs_images(f):
+            where = self.untallied(params)
+            return (
+                "SELECT i.created_by_id AS c_creator, i.engine_id AS c_engine, i.style_preset AS c_style,"
+                " i.kind AS c_kind, i.width AS c_width, i.height AS c_height,"
+                " i.finish_reason = 'CONTENT_FILTERED' AS c_filtered, COUNT(*) AS c_n"
+                f" FROM {self.images} i WHERE i.team_id = %s AND i.trashed_at IS NULL{where}"
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                params,
+            )
+        if f.collection is not None:
+            params = [f.collection, self.team_id]
+            starred = f" AND {self._starred('f.image_id', params)}" if f.favourites else ""
+            return (
+                f"SELECT {copied} FROM {self.item} f JOIN {self.collection} c ON c.id = f.collection_id"
+                f" WHERE f.collection_id = %s AND c.team_id = %s AND f.image_live{starred}"
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                params,
+            )
+        if f.favourites:
+            return (
+                f"SELECT {copied} FROM {self.favourite} f"
+                " WHERE f.image_team_id = %s AND f.user_id = %s AND f.image_live"
+                " GROUP BY 1, 2, 3, 4, 5, 6, 7",
+                [self.team_id, self.user_id],
+            )
+        return (
+            "SELECT t.created_by_id AS c_creator, t.engine_id AS c_engine, t.style_preset AS c_style,"
+            " t.kind AS c_kind, t.width AS c_width, t.height AS c_height, t.filtered AS c_filtered,"
+            f" t.count AS c_n FROM {self.tally} t WHERE t.team_id = %s AND t.count > 0",
+            params,
+        )
+
+    def others(self) -> list[tuple[str, list[Any]]]:
+        """The favourites part and the collections parts (as _favourites and _collections): columns c_tag,
+        c_ref, c_label, c_n."""
+        f = self.filters
+        parts: list[tuple[str, list[Any]]] = []
+        params: list[Any] = [self.user_id, self.team_id]
+        if _needs_images(f):
+            where = self.facets("i.", on_images=True, params=params) + self.untallied(
+                params, but="favourites"
+            )
+            sql = (
+                f"FROM {self.favourite} f JOIN {self.images} i ON i.id = f.image_id"
+                f" WHERE f.user_id = %s AND i.team_id = %s AND i.trashed_at IS NULL{where}"
+            )
+        else:
+            where = self.facets("f.image_", on_images=False, params=params)
+            if f.collection is not None:
+                where += f" AND {self._held('f.image_id', params)}"
+            sql = (
+                f"FROM {self.favourite} f"
+                f" WHERE f.user_id = %s AND f.image_team_id = %s AND f.image_live{where}"
+            )
+        parts.append(
+            (f"SELECT 'favourites' AS c_tag, 0 AS c_ref, '' AS c_label, COUNT(*) AS c_n {sql}", params)
+        )
+        unfiltered = not f.without("collection").any_active
+        stored = "c.live_count" if unfiltered else "0"
+        parts.append(
+            (
+                f"SELECT 'collection' AS c_tag, c.id AS c_ref, c.name AS c_label, {stored} AS c_n"
+                f" FROM {self.collection} c WHERE c.team_id = %s",
+                [self.team_id],
+            )
+        )
+        if unfiltered:  # each collection's stored count is the answer
+            return parts
+        params = [self.team_id]
+        if _needs_images(f):
+            where = self.facets("i.", on_images=True, params=params) + self.untallied(
+                params, but="collection"
+            )
+            sql = (
+                f"FROM {self.item} f JOIN {self.collection} c ON c.id = f.collection_id"
+                f" JOIN {self.images} i ON i.id = f.image_id"
+                f" WHERE c.team_id = %s AND f.image_live AND i.trashed_at IS NULL{where}"
+            )
+        else:
+            where = self.facets("f.image_", on_images=False, params=params)
+            if f.favourites:
+                where += f" AND {self._starred('f.image_id', params)}"
+            sql = (
+                f"FROM {self.item} f JOIN {self.collection} c ON c.id = f.collection_id"
+                f" WHERE c.team_id = %s AND f.image_live{where}"
+            )
+        parts.append(
+            (
+                "SELECT 'collection' AS c_tag, f.collection_id AS c_ref, '' AS c_label, COUNT(*) AS c_n"
+                f" {sql} GROUP BY f.collection_id",
+                params,
+            )
+        )
+        return parts
 
 
 def _grouped_facet(bits: int) -> str | None:

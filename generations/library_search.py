@@ -20,7 +20,14 @@ from django.db import connection
 from django.db.models import BooleanField, Exists, F, FloatField, Func, OuterRef, Q, TextField, Value
 from django.utils import timezone
 
-from generations.models import CollectionItem, Favourite, GalleryImage, GalleryImageQuerySet
+from generations.models import (
+    CollectionItem,
+    Favourite,
+    GalleryImage,
+    GalleryImageQuerySet,
+    NewerThan,
+    OlderThan,
+)
 
 PAGE_SIZE = 24
 ASPECTS = {"square": "Square", "landscape": "Landscape", "portrait": "Portrait"}
@@ -296,14 +303,13 @@ def after_cursor(images: GalleryImageQuerySet, filters: Filters, cursor: Cursor)
     if cursor.sort != sort:  # a cursor from another order (an edited URL): start again
         return images
     at, pk = cursor.created_at, cursor.pk
-    # The redundant bound (created_at <= at) is what lets the index start at the cursor: an OR alone
-    # makes PostgreSQL walk the index from the top, so a deep page would cost its depth.
+    # Row values, (created_at, id) < (at, pk): the index's range starts at the cursor, so that a deep page
+    # costs what the first does (see GalleryImageQuerySet.before).
     if sort == "oldest":
-        return images.filter(Q(created_at__gte=at), Q(created_at__gt=at) | Q(created_at=at, id__gt=pk))
-    older = Q(created_at__lt=at) | Q(created_at=at, id__lt=pk)
+        return images.filter(NewerThan(at, pk))
     if sort == "relevance" and cursor.rank is not None:
-        return images.filter(Q(rank__lt=cursor.rank) | (Q(rank=cursor.rank) & older))
-    return images.filter(Q(created_at__lte=at), older)
+        return images.filter(Q(rank__lt=cursor.rank) | Q(Q(rank=cursor.rank), OlderThan(at, pk)))
+    return images.filter(OlderThan(at, pk))
 
 
 def cursor_of(image: GalleryImage, filters: Filters) -> str:

@@ -145,7 +145,19 @@ class GenerationJob(models.Model):
     objects = GenerationJobQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["team", "-created_at"], name="job_team_newest")]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="job_team_newest"),
+            # The fair queue counts each person's and team's open jobs and picks the oldest held one.
+            models.Index(
+                fields=["created_by"],
+                condition=Q(status__in=["queued", "running"]),
+                name="job_open_by_creator",
+            ),
+            models.Index(
+                fields=["team"], condition=Q(status__in=["queued", "running"]), name="job_open_by_team"
+            ),
+            models.Index(fields=["created_at"], condition=Q(status="queued"), name="job_queued_oldest"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(samples__gte=1, samples__lte=10), name="job_samples_1_10"),
             models.CheckConstraint(condition=Q(steps__gte=10, steps__lte=50), name="job_steps_10_50"),
@@ -309,17 +321,54 @@ class GalleryImageQuerySet(TeamOwnedQuerySet["GalleryImage"]):
         return self.select_related("created_by").defer("search_prompt", "search_all", "negative_text")
 
     def before(self, created_at: Any, pk: uuid.UUID) -> "GalleryImageQuerySet":
-        """Keyset pagination: the images after (older than) the given one in newest-first order. (The
-        redundant `lte` bound lets an index start there: with the OR alone it walks from the top.)"""
-        older = Q(created_at__lt=created_at) | Q(created_at=created_at, id__lt=pk)
-        return self.filter(Q(created_at__lte=created_at), older)
+        """Keyset pagination: the images after (older than) the given one in newest-first order."""
+        return self.filter(OlderThan(created_at, pk))
 
     def after(self, created_at: Any, pk: uuid.UUID) -> "GalleryImageQuerySet":
         """The images newer than the given one, nearest first."""
-        newer = self.filter(
-            Q(created_at__gte=created_at), Q(created_at__gt=created_at) | Q(created_at=created_at, id__gt=pk)
+        return self.filter(NewerThan(created_at, pk)).order_by("created_at", "id")
+
+
+class _Row(models.Func):
+    """(created_at, id), as a row value."""
+
+    function = ""
+    output_field = models.BooleanField()
+
+
+class _RowComparison(models.Func):
+    """`(created_at, id) < (at, pk)` (or `>`): one condition on the pair, which PostgreSQL reads as one range
+    of the indexes that end in (created_at, id), so that a page or a neighbour starts where it is at any
+    depth. The column-by-column OR does not bound the index past its first column."""
+
+    output_field = models.BooleanField()
+    operator = "<"
+
+    def __init__(self, created_at: Any, pk: uuid.UUID) -> None:
+        columns = _Row(models.F("created_at"), models.F("id"))
+        values = _Row(
+            models.Value(created_at, output_field=models.DateTimeField()),
+            models.Value(pk, output_field=models.UUIDField()),
         )
-        return newer.order_by("created_at", "id")
+        super().__init__(columns, values)
+
+    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra_context: Any) -> Any:
+        columns, values = self.get_source_expressions()
+        columns_sql, columns_params = compiler.compile(columns)
+        values_sql, values_params = compiler.compile(values)
+        return f"{columns_sql} {self.operator} {values_sql}", (*columns_params, *values_params)
+
+
+class OlderThan(_RowComparison):
+    """Rows after the given one in newest-first order: `(created_at, id) < (at, pk)`."""
+
+    operator = "<"
+
+
+class NewerThan(_RowComparison):
+    """Rows before the given one in newest-first order: `(created_at, id) > (at, pk)`."""
+
+    operator = ">"
 
 
 def image_path(instance: "GalleryImage", filename: str) -> str:
@@ -680,6 +729,9 @@ class Collection(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    # How many of its images are live, kept by the library's services (generations.library
+    # `collections_recount`), so that the gallery's unfiltered counts read ten rows, not every item.
+    live_count = models.IntegerField(default=0)
 
     objects = CollectionQuerySet.as_manager()
 

@@ -1,0 +1,226 @@
+"""What the library's reads cost, in queries, however deep: the gallery's pages, a page's thumbnails, the
+image page and its neighbours. (Their time is measured in bench/gallery_depth.py, not here.) Keyset
+cursors and neighbours compare (created_at, id) as a pair: images made in the same instant are each
+shown once, in order."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Membership
+from generations import library
+from generations.library_search import PAGE_SIZE, Cursor, Filters, after_cursor, matching, ordered
+from generations.models import Collection, GalleryImage
+from tests.factories import UserFactory
+from tests.library_factories import library_image
+from tests.membership_factories import TeamFactory
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+GALLERY = reverse("generations:gallery")
+POSTGRES = connection.vendor == "postgresql"
+
+
+def client_for(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def tiles(html: str) -> list[str]:
+    return re.findall(r'<li class="tile" data-image="([0-9a-f-]+)"', html)
+
+
+def thumbnails(html: str) -> list[str]:
+    return re.findall(r'<img src="([^"]+)" alt="[^"]*" loading="lazy"', html)
+
+
+def next_page(html: str) -> str:
+    return html.split('class="sentinel" hx-get="')[1].split('"')[0].replace("&amp;", "&")
+
+
+@pytest.fixture
+def posters():
+    """A team of two with 4 pages and a bit of images; every third pair made in the same instant."""
+    ada, bob = UserFactory(username="ada"), UserFactory(username="bob")
+    team = TeamFactory(name="Posters")
+    for user in (ada, bob):
+        Membership.objects.create(user=user, team=team, role="member")
+        user.current_team = team
+        user.save(update_fields=["current_team"])
+    start = timezone.now() - timedelta(days=1)
+    for number in range(PAGE_SIZE * 4 + 5):
+        at = start + timedelta(minutes=number - number % 3)  # ties: the pair order falls back to the id
+        library_image(ada if number % 2 else bob, team, prompt=f"a poster {number}", created_at=at)
+    newest_first = list(GalleryImage.objects.for_team(team).order_by("-created_at", "-id"))
+    return team, ada, bob, newest_first
+
+
+def test_every_page_of_the_gallery_costs_the_same_queries_and_shows_the_next_images(
+    posters, django_assert_max_num_queries
+):
+    _, ada, _, newest_first = posters
+    client = client_for(ada)
+    client.get(GALLERY)  # the session is warm
+    # session, user, team; the page of images; every count beside the filters
+    with django_assert_max_num_queries(5):
+        html = client.get(GALLERY).content.decode()
+    seen = tiles(html)
+    url = next_page(html)
+    while url:
+        # as infinite scroll asks: no counts, so one query fewer; the same at page 2 as at page 5
+        with django_assert_max_num_queries(4):
+            html = client.get(url, **HTMX).content.decode()
+        seen.extend(tiles(html))
+        url = next_page(html) if 'class="sentinel"' in html else ""
+    assert seen == [str(image.pk) for image in newest_first]  # every image once, in order, ties included
+
+
+def test_a_deep_page_asked_without_htmx_costs_what_the_first_page_costs(
+    posters, django_assert_max_num_queries
+):
+    _, ada, _, newest_first = posters
+    client = client_for(ada)
+    client.get(GALLERY)
+    above = newest_first[PAGE_SIZE * 4 - 1]
+    cursor = Cursor("newest", above.created_at, above.pk).encode()
+    with django_assert_max_num_queries(5):
+        html = client.get(GALLERY, {"before": cursor}).content.decode()
+    assert tiles(html) == [str(image.pk) for image in newest_first[PAGE_SIZE * 4 :]]
+
+
+def test_each_thumbnail_of_a_page_costs_three_queries_and_is_the_images_own_file(
+    posters, django_assert_max_num_queries
+):
+    _, ada, _, newest_first = posters
+    client = client_for(ada)
+    urls = thumbnails(client.get(GALLERY).content.decode())
+    assert len(urls) == PAGE_SIZE
+    for url, image in zip(urls, newest_first, strict=False):
+        # session, user, and the image by its primary key
+        with django_assert_max_num_queries(3):
+            response = client.get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+        with image.thumbnail.open("rb") as stored:
+            assert b"".join(response.streaming_content) == stored.read()  # the stream ends the request
+    original = client.get(reverse("generations:media", args=[newest_first[0].image.name]))
+    assert original.status_code == 200 and original["Content-Type"] == "image/png"
+    assert b"".join(original.streaming_content).startswith(b"\x89PNG")
+
+
+def test_a_thumbnail_is_refused_to_other_teams_and_under_any_name_but_its_own(posters):
+    team, ada, _, newest_first = posters
+    image, other = newest_first[0], newest_first[1]
+    stranger = UserFactory(username="stranger")
+    assert client_for(stranger).get(f"/media/{image.thumbnail.name}").status_code == 404
+    client = client_for(ada)
+    # another row's id in a real file's folder; a name the row does not have; no id at all
+    swapped = image.thumbnail.name.replace(str(image.pk), str(other.pk)).replace(".webp", "-x.webp")
+    for name in (swapped, f"thumbnails/{team.pk}/{image.pk}.png", f"thumbnails/{team.pk}/thumb.webp"):
+        assert client.get(f"/media/{name}").status_code == 404, name
+    wrong_team = image.thumbnail.name.replace(f"/{team.pk}/", f"/{team.pk + 1000}/")
+    assert client.get(f"/media/{wrong_team}").status_code == 404
+
+
+def test_a_thumbnail_is_looked_up_by_its_images_primary_key(posters):
+    """Not by its file's name, which no index covers: in a team of 100,000 images that read them all."""
+    from django.test.utils import CaptureQueriesContext
+
+    _, ada, _, newest_first = posters
+    client = client_for(ada)
+    image = newest_first[0]
+    with CaptureQueriesContext(connection) as queries:
+        b"".join(client.get(reverse("generations:media", args=[image.thumbnail.name])).streaming_content)
+    lookup = next(query["sql"] for query in queries if 'FROM "generations_galleryimage"' in query["sql"])
+    by_pk = re.compile(r'"generations_galleryimage"\."id" = \S*' + image.pk.hex)
+    assert by_pk.search(lookup.replace("-", "")), lookup
+
+
+def test_the_image_page_costs_the_same_at_the_top_and_deep_down_and_links_its_neighbours(
+    posters, django_assert_max_num_queries
+):
+    _, ada, _, newest_first = posters
+    client = client_for(ada)
+    client.get(GALLERY)
+    costs = []
+    for position in (1, len(newest_first) // 2, len(newest_first) - 2):
+        image = newest_first[position]
+        with django_assert_max_num_queries(10) as queries:
+            html = client.get(image.url).content.decode()
+        costs.append(len(queries))
+        assert newest_first[position - 1].url in html  # newer
+        assert newest_first[position + 1].url in html  # older
+    assert len(set(costs)) == 1, costs
+
+
+def test_neighbours_walk_every_image_once_though_many_share_an_instant(posters):
+    team, _, _, newest_first = posters
+    live = GalleryImage.objects.for_team(team).live()
+    walked, image = [newest_first[0]], newest_first[0]
+    while (image := live.newest_first().before(image.created_at, image.pk).first()) is not None:
+        walked.append(image)
+    assert walked == newest_first
+    back, image = [newest_first[-1]], newest_first[-1]
+    while (image := live.after(image.created_at, image.pk).first()) is not None:
+        back.append(image)
+    assert back == newest_first[::-1]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="reads PostgreSQL's plan")
+def test_on_postgresql_pages_and_neighbours_start_at_the_whole_cursor_in_the_index(posters):
+    team, ada, _, newest_first = posters
+    middle = newest_first[len(newest_first) // 2]
+    with connection.cursor() as sql:
+        # A test-sized table would be read whole and sorted: ask for the plan a large one gets.
+        sql.execute(
+            "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"
+        )
+    live = GalleryImage.objects.for_team(team).live()
+    oldest = Filters(sort="oldest")
+    queries = {
+        "older": live.newest_first().before(middle.created_at, middle.pk),
+        "newer": live.after(middle.created_at, middle.pk),
+        "next page, oldest first": after_cursor(
+            ordered(matching(GalleryImage.objects.for_team(team), oldest, ada.pk), oldest),
+            oldest,
+            Cursor("oldest", middle.created_at, middle.pk),
+        ),
+    }
+    for name, query in queries.items():
+        plan = query[:25].explain(analyze=True)
+        index_cond = plan.split("Index Cond", 1)[1].split("\n")[0]
+        assert "team_id =" in index_cond and "ROW(created_at, id)" in index_cond, (name, plan)
+
+
+def test_a_collections_stored_count_follows_its_images_in_and_out_of_the_trash(posters):
+    team, ada, _, newest_first = posters
+    collection = library.collection_create(team=team, user=ada, name="Best")
+    chosen = GalleryImage.objects.filter(pk__in=[image.pk for image in newest_first[:6]])
+
+    def stored() -> int:
+        return Collection.objects.get(pk=collection.pk).live_count
+
+    def shown() -> int:
+        html = client_for(ada).get(GALLERY).content.decode()
+        select = html.split('name="collection"', 1)[1].split("</select>", 1)[0]
+        option = re.search(rf'<option value="{collection.pk}"[^>]*>[^<]*\((\d+)\)', select)
+        assert option, select
+        return int(option.group(1))
+
+    assert library.collection_add(collection=collection, images=chosen, user=ada) == 6
+    assert stored() == shown() == 6
+    library.images_trash(images=chosen.filter(pk=newest_first[0].pk), user=ada)
+    assert stored() == shown() == 5
+    library.images_restore(images=chosen.filter(pk=newest_first[0].pk))
+    assert stored() == shown() == 6
+    two = chosen.filter(pk__in=[image.pk for image in newest_first[:2]])
+    library.collection_remove(collection=collection, images=two)
+    assert stored() == shown() == 4
+    Collection.objects.filter(pk=collection.pk).update(live_count=99)  # drift, healed by the hourly recount
+    library.tallies_rebuild()
+    assert stored() == 4
