@@ -4,10 +4,10 @@ SHELL := bash
 PORT ?= 8000
 SANDBOX_PORT ?= 8001
 WEB_WORKERS ?= 2
-# Generation is waiting on the API: threads keep many requests in flight per process (issue 14 measured
-# 0.39 images/s with prefork 2 against 9.3 with 50 threads, at 5 s upstream latency).
+# Generation is waiting on the API: threads keep many requests in flight per process. At 5 s upstream
+# latency the key's 14.5 requests/s need about 75 in flight, so 100 threads (bench/throughput.py).
 CELERY_POOL ?= threads
-CELERY_CONCURRENCY ?= 64
+CELERY_CONCURRENCY ?= 100
 VENV := .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
@@ -24,18 +24,27 @@ BEAT_SCHEDULE := $(VAR_DIR)/celerybeat-schedule
 # The embedded broker cannot broadcast; these worker features need it.
 WORKER_FLAGS := $(if $(REDIS_URL),,--without-gossip --without-mingle --without-heartbeat)
 
-.PHONY: run install test test-fast sandbox worker beat lint typecheck bench clean
+.PHONY: run install install-dev test test-fast sandbox worker beat lint typecheck bench clean
 
 .tools/bin/uv:
 	@test -n "$(PYTHON)" || { echo "Studio needs Python 3.12 or newer on PATH." >&2; exit 1; }
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv
 
-$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python "$(PYTHON)"
+# Running needs only the runtime dependencies; tests, lint and benchmarks add the dev group. Two stamps, so
+# `make test` installs the dev group even where `make run` made the venv first (--inexact: a run after a
+# test keeps the dev group instead of removing it).
+$(VENV)/.installed-run: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --no-dev --inexact --python "$(PYTHON)"
 	@touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python "$(PYTHON)"
+	@touch $@ $(VENV)/.installed-run
+
+install: $(VENV)/.installed-run
+
+install-dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -70,25 +79,30 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel error
 	@touch $@
 
-test: install node_modules/.installed
+test: install-dev node_modules/.installed
 	@test -x /usr/bin/chromium || echo "note: browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)" >&2
 	$(BIN)/ruff check .
 	$(BIN)/mypy .
 	$(BIN)/pytest
 
 # The inner loop: everything but the browser journeys and the tests that start Celery worker processes.
-test-fast: install
+test-fast: install-dev
 	$(BIN)/pytest -m "not browser and not worker" -q
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: install
+typecheck: install-dev
 	$(BIN)/mypy .
 
-bench: install
+# The throughput run needs PostgreSQL and Redis (BENCH_PG_URL, BENCH_REDIS_URL; it says so and skips without).
+bench: install-dev
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.store
+	$(BIN)/python -m bench.throughput
+	$(BIN)/python -m bench.card
+	$(BIN)/python -m bench.added_wait
 
 clean:
 	rm -rf $(VENV) .tools var

@@ -8,7 +8,8 @@ jobs past their deadline and ends or restarts them:
   ends if it was cancelled or is out of attempts.
 
 Sending a task twice is safe: the task claims a queued job with a conditional UPDATE, and a run taken over
-stops before its next request. With the defaults (30 s, 60 s, 90 s) every job is terminal, or running
+stops before its next request. A queued job held by the per-person or per-team limit is not lost: the run
+that frees a slot sends it. With the defaults (30 s, 60 s, 90 s) every job is terminal, or running
 again, within two minutes of the fault clearing."""
 
 import logging
@@ -20,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from generations import services
+from generations import queueing, running
 from generations.models import MAX_ATTEMPTS, GenerationJob
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ def overdue(now: datetime) -> tuple[Q, Q]:
 def jobs_reconcile(*, now: datetime | None = None) -> Counter[str]:
     """One pass: what was done, counted ("requeued", "failed", "cancelled")."""
     lost, dead = overdue(now or timezone.now())
+    # A queued job whose creator or team is at its limit is not lost: it waits for a slot, and the run that
+    # frees one sends it (generations/queueing.py).
+    running = queueing.Running.now()
+    lost &= ~Q(created_by_id__in=running.full_users()) & ~Q(team_id__in=running.full_teams())
     done: Counter[str] = Counter()
     jobs = GenerationJob.objects.filter(lost | dead).select_related("team").order_by("created_at")
     for job in jobs[:BATCH]:
@@ -62,16 +67,18 @@ def jobs_reconcile(*, now: datetime | None = None) -> Counter[str]:
         except OperationalError as exc:
             logger.warning("the job queue is unreachable; the next pass will try again: %s", exc)
             break
+    if done["failed"] or done["cancelled"]:
+        queueing.jobs_dispatch()  # the slots of the jobs it ended are free
     return done
 
 
 def _job_reconcile(job: GenerationJob, still_overdue: Q) -> str:
     if job.cancel_requested_at is not None:
-        ended = services.job_finish(job=job, status=GenerationJob.Status.CANCELLED, only=still_overdue)
+        ended = running.job_finish(job=job, status=GenerationJob.Status.CANCELLED, only=still_overdue)
         return "cancelled" if ended.status == GenerationJob.Status.CANCELLED else ""
     if job.attempts >= MAX_ATTEMPTS:
-        reason = services.out_of_attempts_message(job)
-        ended = services.job_finish(
+        reason = running.out_of_attempts_message(job)
+        ended = running.job_finish(
             job=job, status=GenerationJob.Status.FAILED, reason=reason, only=still_overdue
         )
         return "failed" if ended.status == GenerationJob.Status.FAILED else ""

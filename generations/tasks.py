@@ -9,7 +9,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 
-from generations import reconcile, services
+from generations import queueing, reconcile, running
 from generations.stability.types import TransientError
 
 logger = logging.getLogger(__name__)
@@ -23,7 +23,7 @@ def failure_message(exc: BaseException) -> str:
         return f"{exc.message} Tried {MAX_RETRIES + 1} times; try again later."
     if isinstance(exc, SoftTimeLimitExceeded):
         return "The generation took too long and was stopped."
-    return services.INTERNAL_ERROR_MESSAGE
+    return running.INTERNAL_ERROR_MESSAGE
 
 
 class JobTask(Task):
@@ -38,7 +38,7 @@ class JobTask(Task):
         """Out of retries, or an error outside a run: end the job if no worker owns it (a job still marked
         running belongs to a live run, or to the reconciler once its worker is dead)."""
         job_id = args[0] if args else kwargs["job_id"]
-        services.job_abandon(job_id=job_id, message=failure_message(exc))
+        running.job_abandon(job_id=job_id, message=failure_message(exc))
 
 
 @shared_task(
@@ -61,20 +61,28 @@ def job_run_task(
     request is never sent for an image already stored."""
     # Redelivered: the worker that had this message died with it, so the job it left "running" is taken over.
     recovering = bool((self.request.delivery_info or {}).get("redelivered"))
+    slot_freed = True  # a claimed run that ends, or goes back to the queue, frees its slot
     try:
-        services.job_run(job_id=job_id, recovering=recovering, resume_attempt=resume_attempt)
-    except services.JobNotClaimed:
-        services.job_unclaimed(job_id=job_id, recovering=recovering)
-    except services.JobWaits as wait:
+        running.job_run(job_id=job_id, recovering=recovering, resume_attempt=resume_attempt)
+    except running.JobHeld:
+        slot_freed = False  # it starts when a run of its creator or team ends and sends it again
+    except running.JobNotClaimed:
+        slot_freed = False
+        running.job_unclaimed(job_id=job_id, recovering=recovering)
+    except running.JobWaits as wait:
         job_wait(self, job_id, wait, waiting_since or time.time())
+    finally:
+        # Eager tasks (run in-process, for debugging) ran every job when it was made.
+        if slot_freed and not self.request.is_eager:
+            queueing.jobs_dispatch(queue=(self.request.delivery_info or {}).get("routing_key") or None)
 
 
-def job_wait(task: Task, job_id: str, wait: "services.JobWaits", since: float) -> None:
+def job_wait(task: Task, job_id: str, wait: "running.JobWaits", since: float) -> None:
     """Send the job again when its key may send (a new message, so waiting spends none of the task's
     retries), until it has waited STABILITY_RATE_GIVE_UP_SECONDS in all."""
     if time.time() - since > settings.STABILITY_RATE_GIVE_UP_SECONDS:
         minutes = round(settings.STABILITY_RATE_GIVE_UP_SECONDS / 60)
-        services.job_abandon(
+        running.job_abandon(
             job_id=job_id,
             message=f"The Stability API kept this key locked out for {minutes} minutes; try again later.",
         )

@@ -89,6 +89,14 @@ def _rate() -> RateLimitItem:
     return RateLimitItemPerSecond(settings.STABILITY_RATE_LIMIT, settings.STABILITY_RATE_WINDOW_SECONDS)
 
 
+def _pace() -> RateLimitItem:
+    """At most the window's average rate in any one second. Without it, a full window frees all its slots
+    at once, 10 s after a burst, and a burst that the server counts a little late (a queue, a lock) can
+    land in the same server window as the one before: a 429 and a 60 s lock-out."""
+    per_second = math.ceil(settings.STABILITY_RATE_LIMIT / settings.STABILITY_RATE_WINDOW_SECONDS)
+    return RateLimitItemPerSecond(max(1, per_second), 1)
+
+
 def _storage_call[T](operation: Callable[[_Limiter], T], fallback: T) -> T:
     """The storage unreachable (Redis down) lets requests through: the platform's own limit still stands,
     and pages keep working."""
@@ -134,18 +142,51 @@ def announced_lockout(message: str, retry_after_header: str | None = None) -> fl
 
 
 def _slot_wait(limiter: _Limiter, key: str) -> float:
-    """Take a slot (0), or say how long until the oldest request in the window leaves it."""
-    item = _rate()
-    if limiter.window.hit(item, NAMESPACE, "sent", key):
-        return 0.0
-    reset = limiter.window.get_window_stats(item, NAMESPACE, "sent", key).reset_time
-    return max(0.01, reset - time.time())
+    """Take a slot (0), or say how long until the oldest request in the window leaves it. The pace is
+    taken first: a pace slot taken in vain costs a moment, never a request over the limit."""
+    for item, name in ((_pace(), "paced"), (_rate(), "sent")):
+        if not limiter.window.hit(item, NAMESPACE, name, key):
+            reset = limiter.window.get_window_stats(item, NAMESPACE, name, key).reset_time
+            return max(0.01, reset - time.time())
+    return 0.0
+
+
+_gates: dict[str, threading.Lock] = {}
+
+
+def _gate(key: str) -> threading.Lock:
+    with _limiter_lock:
+        return _gates.setdefault(key, threading.Lock())
 
 
 def acquire(key: str, *, max_wait: float = PAGE_WAIT_SECONDS) -> None:
     """Take a slot for one request, waiting up to `max_wait` seconds for one. KeyPaused when the key is
-    locked out or no slot comes free in time: nothing is sent."""
+    locked out or no slot comes free in time: nothing is sent.
+
+    Within a process the threads wanting the same key take turns (a lock): only one at a time asks the
+    storage, instead of a hundred waking for every slot that frees and asking together."""
     deadline = time.monotonic() + max_wait
+    gate = _gate(key)
+    if not gate.acquire(timeout=max_wait):
+        raise KeyPaused(
+            "Studio is sending this key's requests as fast as the Stability API allows; "
+            "this one waits its turn.",
+            retry_after=1.0,
+        )
+    try:
+        _acquire_turn(key, deadline)
+    finally:
+        gate.release()
+
+
+def _forget_gates_after_fork() -> None:
+    _gates.clear()
+
+
+os.register_at_fork(after_in_child=_forget_gates_after_fork)
+
+
+def _acquire_turn(key: str, deadline: float) -> None:
     while True:
         if left := paused_for(key):
             raise KeyPaused(

@@ -14,7 +14,7 @@ import pytest
 from django.db.models import Count, Sum
 from django.urls import reverse
 
-from generations import services
+from generations import running
 from generations.models import MAX_ATTEMPTS, ApiRequest, GalleryImage, GenerationJob
 from generations.tasks import job_run_task
 from sandbox.models import ApiKey
@@ -129,7 +129,7 @@ def test_an_exception_injected_in_the_task_ends_the_job_with_a_message_and_keeps
     studio_engine, authed_client, user
 ):
     before = sandbox_credits(studio_engine)
-    store = services.image_store
+    store = running.image_store
 
     def disk_full_at_the_second_image(**kwargs):
         if kwargs["index"] == 1:
@@ -137,14 +137,13 @@ def test_an_exception_injected_in_the_task_ends_the_job_with_a_message_and_keeps
         return store(**kwargs)
 
     job = GenerationJobFactory(created_by=user, samples=3)
-    with mock.patch.object(services, "image_store", side_effect=disk_full_at_the_second_image):
+    with mock.patch.object(running, "image_store", side_effect=disk_full_at_the_second_image):
         job_run_task.apply(args=[str(job.pk)], throw=False)
 
     job.refresh_from_db()
     assert job.status == "failed"
     assert (
-        job.error_message
-        == f"1 of 3 images made and kept; the rest failed. {services.INTERNAL_ERROR_MESSAGE}"
+        job.error_message == f"1 of 3 images made and kept; the rest failed. {running.INTERNAL_ERROR_MESSAGE}"
     )
     assert job.images.count() == 1
     answered = job.api_requests.get(index=1)

@@ -16,7 +16,7 @@ from django.test import override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from generations import reconcile, services
+from generations import reconcile, running, services
 from generations.models import MAX_ATTEMPTS, ApiRequest, GalleryImage, GenerationJob
 from generations.stability.types import Artifact, TransientError
 from generations.tasks import job_run_task
@@ -90,9 +90,9 @@ def test_each_image_is_its_own_request_with_the_seed_chosen_when_the_job_was_mad
 
 
 def test_seed_zero_gets_random_seeds_chosen_once_and_a_given_seed_counts_up_as_the_api_does():
-    seeds = services.image_seeds(0, 4)
+    seeds = running.image_seeds(0, 4)
     assert len(set(seeds)) == 4 and all(1 <= seed <= 4_294_967_295 for seed in seeds)
-    assert services.image_seeds(4_294_967_294, 3) == [4_294_967_294, 4_294_967_295, 1]
+    assert running.image_seeds(4_294_967_294, 3) == [4_294_967_294, 4_294_967_295, 1]
 
 
 def test_a_rerun_after_a_crash_sends_only_the_missing_images_and_shows_the_lost_request(
@@ -101,11 +101,11 @@ def test_a_rerun_after_a_crash_sends_only_the_missing_images_and_shows_the_lost_
     """The worker died with image 0 stored and image 1's request in flight."""
     job = running_job(created_by=user, samples=3, seeds=[5, 6, 7])
     stored = ApiRequest.objects.create(job=job, index=0, attempt=1, seed=5)
-    first = services.image_store(job=job, index=0, artifact=Artifact(png(), 5, "SUCCESS"), api_request=stored)
+    first = running.image_store(job=job, index=0, artifact=Artifact(png(), 5, "SUCCESS"), api_request=stored)
     ApiRequest.objects.create(job=job, index=1, attempt=1, seed=6)
     before = sandbox_credits(studio_engine)
 
-    services.job_run(job_id=job.pk, recovering=True)
+    running.job_run(job_id=job.pk, recovering=True)
 
     job.refresh_from_db()
     assert job.status == "succeeded" and job.attempts == 2
@@ -126,7 +126,7 @@ def test_a_request_with_no_answer_is_a_possible_charge_and_the_retry_is_recorded
     job = GenerationJobFactory(created_by=user, seeds=[9])
     before = sandbox_credits(studio_engine)
     with pytest.raises(TransientError):
-        services.job_run(job_id=job.pk)
+        running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "queued"  # for the task's retry
     (lost,) = job.api_requests.all()
@@ -138,7 +138,7 @@ def test_a_request_with_no_answer_is_a_possible_charge_and_the_retry_is_recorded
         time.sleep(0.1)
 
     key_faults(studio_engine, latency_ms=0)
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
 
     job.refresh_from_db()
     assert job.status == "succeeded" and job.images.count() == 1
@@ -155,7 +155,7 @@ def test_an_error_answer_is_recorded_as_not_charged(studio_engine, fault, status
     job = GenerationJobFactory()
     before = sandbox_credits(studio_engine)
     with pytest.raises(TransientError):
-        services.job_run(job_id=job.pk)
+        running.job_run(job_id=job.pk)
     (request,) = job.api_requests.all()
     assert (request.outcome, request.status_code, request.credits) == ("not_charged", status, 0)
     assert request.error
@@ -164,7 +164,7 @@ def test_an_error_answer_is_recorded_as_not_charged(studio_engine, fault, status
 
 def test_a_filtered_image_is_kept_and_recorded_as_not_charged(studio_engine):
     job = GenerationJobFactory(prompt="a lurid poster")
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.images.get().is_filtered
     assert list(job.api_requests.values_list("outcome", "credits")) == [("not_charged", 0)]
@@ -178,7 +178,7 @@ def test_a_job_that_fails_part_way_keeps_its_images_and_says_what_failed(
     poor = make_sandbox_key(credits=float(PRICE * Decimal("1.5")), email="poor@example.com")
     settings.SANDBOX_KEY_FILE.write_text(poor)
     job = GenerationJobFactory(created_by=user, samples=3, seeds=[1, 2, 3])
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed"
     assert job.images.count() == 1
@@ -187,7 +187,8 @@ def test_a_job_that_fails_part_way_keeps_its_images_and_says_what_failed(
     assert requests_of(job) == [(0, 1, "charged"), (1, 1, "not_charged")]  # nothing sent after a refusal
     assert job.credits_spent == PRICE
     html = card(authed_client, job)
-    assert "1 of 3 images made and kept" in html and html.count('class="thumbs"') == 1
+    assert "1 of 3 images were made and kept" in html and html.count('class="thumbs"') == 1
+    assert "out of credits" in html and "lack sufficient credits" in html  # in words, and as the API said
 
 
 # --- every exception path ends the job ---------------------------------------------------------------
@@ -199,18 +200,18 @@ def test_the_job_ends_even_when_the_cached_balance_cannot_be_forgotten(studio_en
     with override_settings(
         CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": nowhere}}
     ):
-        services.job_run(job_id=job.pk)
+        running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "succeeded" and job.images.count() == 1
 
 
 def test_an_error_outside_a_run_fails_the_queued_job_with_a_message(studio_engine):
     job = GenerationJobFactory()
-    with mock.patch.object(services, "job_claim", side_effect=DatabaseError("server closed the connection")):
+    with mock.patch.object(running, "job_claim", side_effect=DatabaseError("server closed the connection")):
         job_run_task.apply(args=[str(job.pk)], throw=False)
     job.refresh_from_db()
     assert job.status == "failed"
-    assert job.error_message == services.INTERNAL_ERROR_MESSAGE
+    assert job.error_message == running.INTERNAL_ERROR_MESSAGE
 
 
 def test_a_job_out_of_retries_fails_with_the_apis_message(studio_engine):
@@ -244,14 +245,14 @@ def test_a_second_task_for_a_running_job_leaves_it_to_its_worker(studio_engine):
 
 def test_a_run_taken_over_by_a_newer_attempt_cannot_end_the_job():
     job = running_job(attempts=2)
-    services.job_finish(job=job, status=GenerationJob.Status.FAILED, reason="late", attempt=1)
+    running.job_finish(job=job, status=GenerationJob.Status.FAILED, reason="late", attempt=1)
     job.refresh_from_db()
     assert job.status == "running"
 
 
 def test_a_finished_job_is_never_changed_by_a_late_finish():
     job = GenerationJobFactory(status="succeeded", finished_at=timezone.now())
-    services.job_fail(job=job, message="too late")
+    running.job_fail(job=job, message="too late")
     job.refresh_from_db()
     assert (job.status, job.error_message) == ("succeeded", "")
 
@@ -322,7 +323,7 @@ def test_cancelling_a_queued_job_ends_it_at_once_and_costs_nothing(studio_engine
     response = authed_client.post(reverse("generations:job-cancel", args=[job.pk]), HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Cancelled before it started; it cost nothing." in html and "every 1s" not in html
+    assert "Cancelled before it started; it cost nothing." in html and "hx-trigger" not in html
     job_run_task.apply(args=[str(job.pk)], throw=False)  # its task arrives after all
     job.refresh_from_db()
     assert (job.status, job.credits_spent) == ("cancelled", 0)
@@ -345,7 +346,7 @@ def test_cancelling_a_running_job_stops_it_before_its_next_request_and_keeps_its
 
     person = threading.Thread(target=click_cancel_once_an_image_is_stored)
     person.start()
-    services.job_run(job_id=job.pk)  # the worker, here
+    running.job_run(job_id=job.pk)  # the worker, here
     person.join()
 
     job.refresh_from_db()
@@ -360,7 +361,7 @@ def test_a_job_cancelled_while_it_waits_for_a_retry_ends_when_the_retry_comes(st
     key_faults(studio_engine, error_rate=1.0)
     job = GenerationJobFactory(samples=2)
     with pytest.raises(TransientError):
-        services.job_run(job_id=job.pk)
+        running.job_run(job_id=job.pk)
     services.job_cancel(job=job)
     job.refresh_from_db()
     assert (job.status, job.error_message) == ("cancelled", "Cancelled: 0 of 2 images kept.")
@@ -393,7 +394,7 @@ def test_images_appear_on_the_card_as_each_is_stored(authed_client, user):
     GalleryImageFactory(job=job, index=0)
     html = card(authed_client, job)
     assert html.count("<li><a href=") == 1 and "1 of 3 images made" in html
-    assert "every 1s" in html and "job-cancel" in html
+    assert 'hx-trigger="every' in html and "job-cancel" in html
 
 
 # --- Redis down ---------------------------------------------------------------------------------------

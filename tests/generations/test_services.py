@@ -1,10 +1,11 @@
+import io
 from decimal import Decimal
 
 import pytest
 from PIL import Image
 
 from accounts.services import team_balance
-from generations import services
+from generations import running, services
 from generations.models import GalleryImage, GenerationJob
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import TextToImageRequest, TransientError
@@ -42,25 +43,25 @@ def test_a_job_runs_against_the_api_and_stores_every_artifact(studio_engine):
 def test_a_job_run_twice_stores_its_images_once(studio_engine):
     user = UserFactory()
     job = GenerationJobFactory(created_by=user, samples=2)
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     GenerationJob.objects.filter(pk=job.pk).update(status="running")  # as if the worker died before acking
-    services.job_run(job_id=job.pk, recovering=True)  # the broker redelivers the task
+    running.job_run(job_id=job.pk, recovering=True)  # the broker redelivers the task
     assert GalleryImage.objects.filter(job=job).count() == 2
     assert job.api_requests.count() == 2  # the second run sent nothing
 
 
 def test_a_finished_job_is_not_claimed_again(studio_engine):
     job = GenerationJobFactory()
-    services.job_run(job_id=job.pk)
-    with pytest.raises(services.JobNotClaimed):
-        services.job_claim(job_id=job.pk)
+    running.job_run(job_id=job.pk)
+    with pytest.raises(running.JobNotClaimed):
+        running.job_claim(job_id=job.pk)
 
 
 def test_a_refused_prompt_fails_the_job_with_the_apis_message_and_charges_nothing(studio_engine):
     user = UserFactory()
     before = team_balance(user.current_team).credits
     job = GenerationJobFactory(created_by=user, prompt="contraband goods")
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed"
     assert "filtered words" in job.error_message
@@ -70,7 +71,7 @@ def test_a_refused_prompt_fails_the_job_with_the_apis_message_and_charges_nothin
 
 def test_a_filtered_artifact_is_kept_and_marked(studio_engine):
     job = GenerationJobFactory(prompt="a lurid poster")
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     image = GalleryImage.objects.get(job=job)
     assert image.is_filtered
 
@@ -80,7 +81,7 @@ def test_an_unreachable_engine_is_a_transient_error_for_the_task_to_retry(settin
     settings.STABILITY_API_KEY = "sk-anything"
     job = GenerationJobFactory()
     with pytest.raises(TransientError):
-        services.job_run(job_id=job.pk)
+        running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "queued" and job.attempts == 1  # back in the queue, for the task's retry
     # Connection refused: the request never left, so it cannot have been charged.
@@ -90,7 +91,7 @@ def test_an_unreachable_engine_is_a_transient_error_for_the_task_to_retry(settin
 def test_a_missing_key_fails_the_job_with_advice(settings):
     settings.STABILITY_API_KEY = ""
     job = GenerationJobFactory()
-    services.job_run(job_id=job.pk)
+    running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "failed"
     assert "STABILITY_API_KEY" in job.error_message
@@ -102,7 +103,7 @@ def test_image_store_keeps_the_original_picture_and_says_how_it_was_made(studio_
 
     job = GenerationJobFactory()
     original = encode(Image.new("RGB", (64, 64), "purple"))
-    image = services.image_store(job=job, index=0, artifact=Artifact(original, 7, "SUCCESS"))
+    image = running.image_store(job=job, index=0, artifact=Artifact(original, 7, "SUCCESS"))
     stored = image.image.open("rb").read()
     assert picture_bytes(stored) == picture_bytes(original)  # not re-encoded
     assert {"parameters", "studio"} <= set(texts(stored))
@@ -126,3 +127,52 @@ def test_a_job_the_broker_cannot_take_fails_visibly_instead_of_waiting_forever(s
     job.refresh_from_db()
     assert job.status == "failed"
     assert "queue is unreachable" in job.error_message
+
+
+def photo_like_png(width: int, height: int, mode: str = "RGB") -> bytes:
+    """Detail at every scale, as a generated picture has (a flat colour would hide a blurred thumbnail)."""
+    import numpy as np
+
+    noise = np.random.default_rng(3).integers(0, 255, (height // 8, width // 8, 3), dtype=np.uint8)
+    picture = Image.fromarray(noise).resize((width, height), Image.Resampling.BICUBIC)
+    return encode(picture.convert(mode))
+
+
+@pytest.mark.parametrize(("size", "thumb"), [((1024, 1024), (384, 384)), ((1344, 768), (384, 219))])
+def test_a_stored_image_keeps_its_size_metadata_and_gets_a_thumbnail_that_looks_as_before(size, thumb):
+    import numpy as np
+
+    from generations.png_text import texts
+    from generations.stability.types import Artifact
+
+    job = GenerationJobFactory(width=size[0], height=size[1], status="running")
+    original = photo_like_png(*size)
+    image = running.image_store(job=job, index=0, artifact=Artifact(original, 7, "SUCCESS"))
+    image.refresh_from_db()
+    assert (image.width, image.height) == size
+    stored = image.image.open("rb").read()
+    assert picture_bytes(stored) == picture_bytes(original)
+    assert {"parameters", "studio"} <= set(texts(stored))  # the metadata chunks survive, readable
+    with Image.open(image.thumbnail.open("rb")) as thumbnail:
+        assert thumbnail.format == "WEBP" and thumbnail.size == thumb
+        ours = np.asarray(thumbnail.convert("RGB"), dtype=float)
+    # Against the picture scaled down and never encoded, it is as faithful as the thumbnail Studio drew
+    # before (whole-picture bicubic, WebP method 4): no one would tell them apart.
+    exact = Image.open(io.BytesIO(original)).convert("RGB")
+    exact.thumbnail((384, 384))
+    buffer = io.BytesIO()
+    exact.save(buffer, "WEBP", quality=82)
+    before = np.asarray(Image.open(buffer).convert("RGB"), dtype=float)
+    exact_pixels = np.asarray(exact, dtype=float)
+    ours_error, before_error = np.abs(ours - exact_pixels).mean(), np.abs(before - exact_pixels).mean()
+    assert ours_error < before_error * 1.1
+
+
+def test_a_picture_with_alpha_or_a_palette_gets_a_colour_thumbnail():
+    from generations.imaging import picture_of
+
+    for mode in ("RGBA", "P", "L"):
+        picture = picture_of(photo_like_png(512, 256, mode))
+        assert (picture.width, picture.height) == (512, 256)
+        with Image.open(io.BytesIO(picture.thumbnail)) as thumbnail:
+            assert thumbnail.mode == "RGB" and thumbnail.size == (384, 192)
