@@ -1,13 +1,13 @@
 """Which engines and sizes the create form offers: the API's engine list (cached) and each engine's rule."""
 
 import math
-from fractions import Fraction
 
 from django.conf import settings
 
 from accounts.models import Team
 from accounts.services import team_client
 from accounts.services.stability import shared_read
+from generations.labels import size_label
 from generations.stability.client import StabilityClient
 from generations.stability.contract import ENGINES, EngineKind, upscaled_size
 from generations.stability.types import StabilityError
@@ -74,32 +74,25 @@ def nearest_size(engine_id: str, width: int, height: int) -> tuple[int, int]:
     return min(spec.size_rule.valid_sizes(), key=distance)
 
 
-def _label(width: int, height: int, aspect: tuple[int, int] | None = None) -> str:
-    """The aspect a person asked for (sizes are rounded to multiples of 64), else the exact ratio."""
-    if aspect is None:
-        ratio = Fraction(width, height)
-        aspect = (ratio.numerator, ratio.denominator)
-    return f"{aspect[0]}:{aspect[1]} ({width}×{height})"
-
-
 def size_choices(engine_id: str) -> list[tuple[str, str]]:
-    """Aspect-ratio choices valid for the engine, as ("WxH", "4:3 (1152×896)"), the default first."""
+    """Aspect-ratio choices valid for the engine, as ("WxH", "9:7 landscape, 1152 × 896"), the default
+    first."""
     spec = ENGINES.get(engine_id)
     if spec is None or spec.size_rule is None:
         return []
     rule = spec.size_rule
     if rule.sizes:
-        return [(f"{w}x{h}", _label(w, h)) for w, h in rule.sizes]
+        return [(f"{w}x{h}", size_label((w, h))) for w, h in rule.sizes]
     area = spec.default_size[0] * spec.default_size[1]
     choices: dict[str, str] = {}
     for across, down in ASPECTS:
         width = round(math.sqrt(area * across / down) / 64) * 64
         height = round(width * down / across / 64) * 64
         if rule.allows(width, height):
-            choices.setdefault(f"{width}x{height}", _label(width, height, (across, down)))
+            choices.setdefault(f"{width}x{height}", size_label((width, height)))
     for side in (768, 1024):
         if side * side > area and rule.allows(side, side):
-            choices.setdefault(f"{side}x{side}", _label(side, side))
+            choices.setdefault(f"{side}x{side}", size_label((side, side)))
     return list(choices.items())
 
 

@@ -3,6 +3,7 @@ form refuses exactly what the API would, and says so next to the field. With an 
 makes an image-to-image request, and with a mask a masking one."""
 
 import base64
+import io
 import re
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -10,16 +11,15 @@ from typing import Any, cast
 from uuid import UUID
 
 from django import forms
+from PIL import Image
 
+from generations import labels
 from generations.engines import default_size, nearest_size, size_choices, upscale_factor, upscale_output
-from generations.imaging import fit_image, fit_to_engine, invert_mask
+from generations.imaging import fit_image, fit_to_engine, invert_mask, png_size
 from generations.models import GalleryImage, GenerationJob, Upload, read_file
 from generations.stability.contract import (
-    CLIP_GUIDANCE_PRESETS,
     ENGINES,
     MAX_PROMPT_LENGTH,
-    SAMPLERS,
-    STYLE_PRESETS,
     UPSCALE_MAX_PIXELS,
     Prompt,
     RuleViolation,
@@ -53,6 +53,36 @@ FIELD_OF_RULE = {
     "mask_image": "mask_source",
 }
 PAINTED_MASKS = ("MASK_IMAGE_WHITE", "MASK_IMAGE_BLACK")
+# The fields in the order the create page shows them, so a refusal names the first one a person meets.
+PAGE_ORDER = (
+    "prompt",
+    "negative_prompt",
+    "engine",
+    "style_preset",
+    "size",
+    "samples",
+    "init_image",
+    "mask_source",
+    "image_strength",
+    "step_schedule_start",
+    "step_schedule_end",
+    "weighted_prompts",
+    "seed",
+    "steps",
+    "cfg_scale",
+    "sampler",
+    "clip_guidance_preset",
+)
+# The Advanced part of the form, which folds shut: how each field reads in its summary line when it is
+# not at its initial value (which Reset puts back).
+ADVANCED = {
+    "weighted_prompts": "1 more prompt|{} more prompts",
+    "seed": "Seed {}",
+    "steps": "{} steps",
+    "cfg_scale": "CFG scale {}",
+    "sampler": "Sampler {}",
+    "clip_guidance_preset": "CLIP guidance {}",
+}
 ACCEPTED_TYPES = "image/png,image/jpeg,image/webp"
 
 
@@ -99,12 +129,6 @@ def _init_of(source: Upload | GalleryImage) -> InitImage:
     return InitImage(read_file(source.image), source.width, source.height, False, parent=source)
 
 
-def _labelled(values: tuple[str, ...], none_label: str) -> list[tuple[str, str]]:
-    return [("", none_label)] + [
-        (value, value.replace("_", " ").replace("-", " ").title()) for value in values
-    ]
-
-
 class GenerateForm(forms.Form):
     prompt = forms.CharField(
         widget=forms.Textarea(
@@ -127,7 +151,7 @@ class GenerateForm(forms.Form):
         "negative weights steer away.",
     )
     engine = forms.ChoiceField()
-    style_preset = forms.ChoiceField(required=False, choices=_labelled(STYLE_PRESETS, "No style"))
+    style_preset = forms.ChoiceField(required=False, choices=labels.style_choices())
     size = forms.ChoiceField(help_text="Only sizes the chosen engine accepts.")
     samples = forms.IntegerField(label="Number of images", initial=4)
     seed = forms.IntegerField(required=False, help_text="Leave blank for a random seed.")
@@ -135,11 +159,9 @@ class GenerateForm(forms.Form):
     cfg_scale = forms.FloatField(
         label="CFG scale", initial=7.0, help_text="How strictly to follow the prompt."
     )
-    sampler = forms.ChoiceField(required=False, choices=_labelled(SAMPLERS, "Engine's choice"))
+    sampler = forms.ChoiceField(required=False, choices=labels.sampler_choices())
     clip_guidance_preset = forms.ChoiceField(
-        label="CLIP guidance",
-        initial="NONE",
-        choices=[(value, value.replace("_", " ").title()) for value in CLIP_GUIDANCE_PRESETS],
+        label="CLIP guidance", initial="NONE", choices=labels.clip_guidance_choices()
     )
     init_image = forms.FileField(
         label="Init image",
@@ -202,7 +224,10 @@ class GenerateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.team = team
         self.init: InitImage | None = None
-        cast(forms.ChoiceField, self.fields["engine"]).choices = engines
+        cast(forms.ChoiceField, self.fields["engine"]).choices = [
+            (engine_id, name if labels.engine_name(engine_id) == engine_id else labels.engine_name(engine_id))
+            for engine_id, name in engines
+        ]
         self.engine_ids = ids = [engine_id for engine_id, _ in engines]
         self.fields["engine"].initial = default_engine if default_engine in ids else ids[0]
         chosen = self.chosen_engine
@@ -214,6 +239,58 @@ class GenerateForm(forms.Form):
             sizes = [*sizes, (submitted, submitted)]
         cast(forms.ChoiceField, self.fields["size"]).choices = sizes
         self.fields["size"].initial = default_size(chosen)
+        for name, summary in ADVANCED.items():
+            default = self.fields[name].initial
+            self.fields[name].widget.attrs.update(
+                {"data-summary": summary, "data-default": "" if default is None else str(default)}
+            )
+
+    @property
+    def advanced_summary(self) -> list[str]:
+        """Each Advanced value that is not its default, in a few words ("Seed 7", "2 more prompts"): what
+        the next job will take from the folded part of the form. static/js/create.js says the same as the
+        person edits, from the data-summary and data-default attributes."""
+        parts = []
+        for name, summary in ADVANCED.items():
+            value = str(self[name].value() or "").strip()
+            if _same_value(value, self.fields[name].widget.attrs["data-default"]):
+                continue
+            if name == "weighted_prompts":
+                count = sum(1 for line in value.splitlines() if line.strip())
+                one, many = summary.split("|")
+                parts.append(one if count == 1 else many.replace("{}", str(count)))
+                continue
+            field = self.fields[name]
+            if isinstance(field, forms.ChoiceField):
+                value = str(dict(field.choices).get(value, value))  # type: ignore[arg-type]
+            parts.append(summary.replace("{}", value))
+        return parts
+
+    @property
+    def advanced_errors(self) -> bool:
+        return self.is_bound and any(name in self.errors for name in ADVANCED)
+
+    @property
+    def refusal(self) -> str:
+        """Why Generate was refused, in a sentence for the alert beside the button: the first field to fix
+        (in the order the page shows them) and how many more."""
+        if not self.is_bound or not self.errors:
+            return ""
+        if self.non_field_errors():
+            return " ".join(str(message) for message in self.non_field_errors())
+        fields = [name for name in PAGE_ORDER if name in self.errors]
+        fields += [name for name in self.errors if name not in fields]
+        first = fields[0]
+        label = self.fields[first].label or first.replace("_", " ").capitalize()
+        more = len(fields) - 1
+        rest = f" ({more} more field{'s' if more > 1 else ''} to fix.)" if more else ""
+        return f"Not generated. {label}: {' '.join(str(m) for m in self.errors[first])}{rest}"
+
+    @property
+    def mask_needs_paint(self) -> bool:
+        """A painted mask is asked for but the form was filled without one (Remix, when the mask could not
+        be brought back): the page says so at the mask, before Generate."""
+        return not self.is_bound and self._hidden("mask_source") in PAINTED_MASKS and not self._hidden("mask")
 
     @property
     def chosen_engine(self) -> str:
@@ -425,6 +502,14 @@ class GenerateForm(forms.Form):
         return FIELD_OF_RULE.get(violation.field, "prompt")
 
 
+def _same_value(value: str, default: str) -> bool:
+    """Whether a field's value is its default: as numbers when both are ("7.0" is 7), else as text."""
+    try:
+        return float(value) == float(default)
+    except ValueError:
+        return value == default
+
+
 def _is_uuid(value: str) -> bool:
     try:
         UUID(value)
@@ -553,7 +638,8 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
     elif job.upload_id:
         initial["init_upload"] = job.upload_id
     if job.kind == GenerationJob.Kind.MASKING:
-        initial.update(_mask_initial(job))
+        shown = origin.parent if "init_from" in initial else job.upload if "init_upload" in initial else None
+        initial.update(_mask_initial(job, (shown.width, shown.height) if shown is not None else None))
     if job.kind == GenerationJob.Kind.IMAGE_TO_IMAGE:
         initial["init_image_mode"] = job.init_image_mode
         for name in ("image_strength", "step_schedule_start", "step_schedule_end"):
@@ -562,13 +648,44 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
     return initial
 
 
-def _mask_initial(job: GenerationJob) -> dict[str, Any]:
-    """The mask source again, and a painted mask as the editor paints it (255 = change), unless the init
-    image was resized for the engine (the mask sent no longer fits the image the form shows)."""
+def _mask_initial(job: GenerationJob, init_size: tuple[int, int] | None) -> dict[str, Any]:
+    """The mask source again, and a painted mask as the editor paints it (255 = change) over the init
+    image the form shows (`init_size`). When the init image was resized for the engine, the mask that was
+    sent is laid back over it at its own size. Without a mask the form asks for one to be painted again."""
     initial: dict[str, Any] = {"mask_source": job.mask_source}
-    if job.mask_source in PAINTED_MASKS and job.mask_image and not job.resized_from:
+    if job.mask_source not in PAINTED_MASKS or not job.mask_image or init_size is None:
+        return initial
+    try:
         mask = read_file(job.mask_image)
         if job.mask_source == "MASK_IMAGE_BLACK":
             mask = invert_mask(mask)
-        initial["mask"] = "data:image/png;base64," + base64.b64encode(mask).decode()
+        if png_size(mask) != init_size:
+            mask = unfit_mask(mask, init_size)
+    except (OSError, ValueError):
+        return initial  # the mask file is gone or unreadable: the form asks for a new one
+    initial["mask"] = "data:image/png;base64," + base64.b64encode(mask).decode()
     return initial
+
+
+def unfit_mask(mask: bytes, size: tuple[int, int]) -> bytes:
+    """A mask made for an init image that `fit_image` scaled and centre-cropped to the engine's size, laid
+    back over the image at its own `size`: scaled back onto the part the crop kept, the cropped-off edges
+    unpainted (they were not sent, and fitting the image again crops them again)."""
+    with Image.open(io.BytesIO(mask)) as picture:
+        painted = picture.convert("L")
+    out_width, out_height = painted.size
+    width, height = size
+    # ImageOps.fit's crop: the largest centred box with the output's shape.
+    if width * out_height > height * out_width:
+        crop = (height * out_width / out_height, float(height))
+    else:
+        crop = (float(width), width * out_height / out_width)
+    crop_size = (max(1, round(crop[0])), max(1, round(crop[1])))
+    restored = Image.new("L", size, 0)
+    restored.paste(
+        painted.resize(crop_size, Image.Resampling.BILINEAR),
+        (round((width - crop[0]) / 2), round((height - crop[1]) / 2)),
+    )
+    buffer = io.BytesIO()
+    restored.save(buffer, "PNG")
+    return buffer.getvalue()

@@ -73,3 +73,41 @@ def test_the_size_choices_follow_the_chosen_engine():
     assert "512x512" not in dict(sdxl.fields["size"].choices)
     assert "512x512" in dict(sd16.fields["size"].choices)
     assert sd16.is_valid(), sd16.errors
+
+
+def test_the_advanced_summary_names_each_value_that_is_not_its_default():
+    assert form().advanced_summary == []
+    assert form(cfg_scale="7.0", steps="30", sampler="", seed="").advanced_summary == []
+    changed = form(
+        weighted_prompts="golden light | 0.6\n\nfog | -0.4",
+        seed="7",
+        steps="40",
+        cfg_scale="9.5",
+        sampler="K_DPMPP_2M",
+        clip_guidance_preset="FAST_BLUE",
+    )
+    assert changed.advanced_summary == [
+        "2 more prompts",
+        "Seed 7",
+        "40 steps",
+        "CFG scale 9.5",
+        "Sampler DPM++ 2M",
+        "CLIP guidance Fast blue",
+    ]
+    assert form(weighted_prompts="fog | -0.4").advanced_summary == ["1 more prompt"]
+
+
+def test_an_unbound_form_summarises_its_initial_values():
+    f = GenerateForm(
+        initial={"seed": 7, "steps": 30, "cfg_scale": 7.0},
+        engines=ENGINES,
+        default_engine="stable-diffusion-xl-1024-v1-0",
+    )
+    assert f.advanced_summary == ["Seed 7"]
+
+
+def test_a_refusal_names_the_first_field_the_page_shows():
+    f = form(steps="500", prompt="")
+    assert not f.is_valid()
+    assert f.refusal == "Not generated. Prompt: Describe the image you want. (1 more field to fix.)"
+    assert form().refusal == ""

@@ -1,0 +1,34 @@
+"""Human labels in templates: `{% load labels %}`, then `job.engine_id|engine_name`,
+`job.sampler|sampler_label`, `job.size|size_label` (or a (width, height) pair),
+`job.style_preset|style_label`."""
+
+from django import template
+
+from generations import labels
+
+register = template.Library()
+
+
+@register.filter
+def engine_name(engine_id: str | None) -> str:
+    return labels.engine_name(engine_id or "")
+
+
+@register.filter
+def sampler_label(sampler: str | None) -> str:
+    return labels.sampler_label(sampler)
+
+
+@register.filter
+def size_label(size: str | tuple[int, int] | list[int] | None) -> str:
+    return labels.size_label(size if size is not None else "")
+
+
+@register.filter
+def style_label(style: str | None) -> str:
+    return labels.style_label(style)
+
+
+@register.filter
+def clip_guidance_label(preset: str | None) -> str:
+    return labels.clip_guidance_label(preset)
