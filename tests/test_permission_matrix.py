@@ -136,6 +136,7 @@ CASES: dict[str, Case] = {
         "POST", lambda w: [w.share.pk], team_scoped(("owner", "admin", "member"))
     ),
     "generations:job-cancel": Case("POST", lambda w: [w.job.pk], MAKERS),
+    "generations:job-retry": Case("POST", lambda w: [w.job.pk], MAKERS),
     "teams:settings": Case("GET", team_id),
     "teams:rename": Case("POST", team_id, ADMINS, data=lambda w: {"name": "Renamed"}),
     "teams:member-role": Case("POST", member_target, ADMINS),
@@ -159,7 +160,7 @@ CASES: dict[str, Case] = {
 }
 # Served to anyone by design and about no team: sign-in pages, the sandbox API, the admin, /healthz.
 OUT_OF_SCOPE_NAMESPACES = {"sandbox", "admin"}
-OUT_OF_SCOPE = {"accounts:signup", "accounts:login", "accounts:logout", "healthz"}
+OUT_OF_SCOPE = {"accounts:signup", "accounts:login", "accounts:logout", "healthz", "favicon"}
 # Views of the current team where the upload belongs to it: an upload POST carries a file.
 CASES["generations:upload"] = Case("GET", expected=SIGNED_IN)
 
