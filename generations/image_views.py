@@ -17,8 +17,9 @@ from accounts.types import AuthedRequest
 from generations import services
 from generations.engines import upscaler_choices
 from generations.forms import UpscaleForm
-from generations.models import GalleryImage, GenerationJob
-from generations.stability.contract import ENGINES, RuleViolation
+from generations.labels import size_label
+from generations.models import Favourite, GalleryImage, GenerationJob
+from generations.stability.contract import RuleViolation
 
 
 def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.VIEW) -> GalleryImage:
@@ -38,12 +39,14 @@ def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.
 def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
     image = _team_image(request, image_id)
     team_images = GalleryImage.objects.for_team(image.team).live()
-    engine = ENGINES.get(image.job.engine_id)  # its name, as people know it; the id if we don't know it
+    membership = membership_of(request, image.team)
+    image.is_favourite = Favourite.objects.filter(user=request.user, image=image).exists()  # type: ignore[attr-defined]
     context = {
         "image": image,
-        "membership": membership_of(request, image.team),
+        "membership": membership,
+        "can_edit": membership.can(Action.GENERATE),
         "job": image.job,
-        "engine_name": engine.name if engine else image.job.engine_id,
+        "size_label": size_label((image.width, image.height)),
         "ancestors": image.ancestors(),
         "descendants": list(image.descendants()),
         "newer": team_images.after(image.created_at, image.pk).first(),

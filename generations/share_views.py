@@ -20,6 +20,7 @@ from accounts.models import Membership
 from accounts.permissions import refusal, require
 from accounts.policy import Action
 from accounts.types import AuthedRequest
+from generations.labels import size_label
 from generations.models import GalleryImage, ShareLink
 from generations.sharing import can_revoke, share_link_create, share_link_revoke
 
@@ -194,7 +195,8 @@ def share_page(request: HttpRequest, token: str) -> HttpResponse:
         "job": job,
         "title": title,
         "description": description,
-        "alt": job.prompt if link.show_details else "A shared image",
+        "alt": Truncator(job.prompt).chars(300) if link.show_details else "A shared image",
+        "size_label": size_label((image.width, image.height)),
         "page_url": request.build_absolute_uri(reverse("generations:share", args=[token])),
         "image_url": request.build_absolute_uri(reverse("generations:share-image", args=[token])),
     }

@@ -148,6 +148,22 @@
     }
   });
 
+  // The filter panel: folded on a phone, open on a wider screen, until the person opens or folds it; the
+  // choice outlives the library's re-renders (each filter change redraws the panel open).
+  const PANEL = "details[data-filter-panel]";
+  let panelOpen = null;
+  function placePanel() {
+    const open = panelOpen ?? !window.matchMedia("(max-width: 600px)").matches;
+    for (const panel of document.querySelectorAll(PANEL)) panel.open = open;
+  }
+  document.addEventListener("click", (event) => {
+    const summary = event.target instanceof Element && event.target.closest(`${PANEL} > summary`);
+    if (summary) panelOpen = !summary.parentElement.open;
+  });
+  document.addEventListener("htmx:afterSwap", placePanel);
+  document.addEventListener("htmx:historyRestore", placePanel);
+  document.addEventListener("DOMContentLoaded", placePanel);
+
   document.addEventListener("change", (event) => {
     if (event.target instanceof Element && event.target.matches(BOX)) refresh();
   });

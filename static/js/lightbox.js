@@ -1,8 +1,10 @@
-// Gallery lightbox, and arrow-key navigation between detail pages.
+// Gallery lightbox (keys, swipes), arrow-key navigation between detail pages, and the image page's
+// long prompt, clamped until "Show more".
 (() => {
   "use strict";
 
   const ITEM = "a[data-lightbox]";
+  const SWIPE = 40; // pixels across before a touch counts as a swipe
   let dialog = null;
   let parts = null;
   let current = null;
@@ -36,7 +38,12 @@
       counter: el("span", { class: "lightbox-counter", "aria-live": "polite" }),
       details: el("a", { class: "lightbox-details", href: "#" }, "Open details"),
       // The tile's star and its panel (collections, trash), for gallery tiles that have them (library.js).
-      star: el("button", { type: "button", class: "lightbox-star", "aria-pressed": "false", title: "Star" }, "★"),
+      star: el(
+        "button",
+        { type: "button", class: "lightbox-star", "aria-pressed": "false", title: "Star" },
+        el("span", { "aria-hidden": "true" }, "★"),
+        el("span", { class: "visually-hidden" }, "Star"),
+      ),
       more: el("button", { type: "button", class: "lightbox-more", "aria-expanded": "false" }, "Collections…"),
       panel: el("div", { class: "lightbox-panel", hidden: "" }),
       prev: el("button", { type: "button", class: "lightbox-prev", "aria-label": "Previous image" }, "‹"),
@@ -69,6 +76,24 @@
       parts.panel.hidden = !open;
       parts.more.setAttribute("aria-expanded", String(open));
       if (open) loadPanel();
+    });
+    // A swipe on a touch screen: to the left shows the next image, to the right the previous one.
+    let touch = null;
+    parts.stage.addEventListener(
+      "touchstart",
+      (event) => {
+        touch = event.touches.length === 1 ? { x: event.touches[0].clientX, y: event.touches[0].clientY } : null;
+      },
+      { passive: true },
+    );
+    parts.stage.addEventListener("touchend", (event) => {
+      if (!touch || event.changedTouches.length !== 1) return;
+      const dx = event.changedTouches[0].clientX - touch.x;
+      const dy = event.changedTouches[0].clientY - touch.y;
+      touch = null;
+      if (Math.abs(dx) < SWIPE || Math.abs(dx) < 1.5 * Math.abs(dy)) return;
+      event.preventDefault(); // not also a click on the backdrop
+      step(dx < 0 ? 1 : -1);
     });
     parts.image.addEventListener("load", () => dialog.classList.remove("loading"));
     parts.image.addEventListener("error", () => dialog.classList.remove("loading"));
@@ -188,4 +213,25 @@
     event.preventDefault();
     link.click();
   });
+
+  // A long prompt shows four lines and a "Show more" that only appears when there is more to show.
+  function fitPrompts() {
+    for (const button of document.querySelectorAll("[data-show-more]")) {
+      const prompt = document.getElementById(button.getAttribute("aria-controls"));
+      if (!prompt) continue;
+      const expanded = prompt.classList.contains("expanded");
+      button.hidden = !expanded && prompt.scrollHeight <= prompt.clientHeight + 1;
+    }
+  }
+
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element && event.target.closest("[data-show-more]");
+    if (!button) return;
+    const prompt = document.getElementById(button.getAttribute("aria-controls"));
+    const expanded = prompt.classList.toggle("expanded");
+    button.setAttribute("aria-expanded", String(expanded));
+    button.textContent = expanded ? "Show less" : "Show more";
+  });
+  document.addEventListener("DOMContentLoaded", fitPrompts);
+  window.addEventListener("resize", fitPrompts);
 })();

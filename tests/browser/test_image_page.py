@@ -18,7 +18,7 @@ def open_image(page: Page, live_server, user, image) -> None:
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("link", name="Gallery")).to_be_visible()
+    page.wait_for_url(lambda url: "/login" not in url)  # on a phone the links are in the header's menu
     page.goto(f"{live_server.url}{image.url}")
 
 
@@ -82,4 +82,5 @@ def test_the_image_fits_a_laptop_window_with_the_prompt_and_actions_beside_it(
     assert small is not None and small["x"] >= 0 and small["x"] + small["width"] <= 390, small
     variations = phone.get_by_role("button", name="Variations").bounding_box()
     assert variations is not None and variations["y"] > small["y"] + small["height"], variations  # stacked
+    assert variations["y"] + variations["height"] < 844, variations  # and right under it, in the first screen
     phone.screenshot(path=ARTIFACTS / "image-page-390x844.png", full_page=True)

@@ -57,13 +57,13 @@ def test_an_uploaded_image_is_previewed_and_generated_from(page, live_server, me
     photo.write_bytes(png(768, 512))
     sign_in(page, live_server, member)
     page.get_by_label("Prompt", exact=True).fill("the same scene in autumn")
-    page.get_by_label("Engine").select_option("stable-diffusion-v1-6")
+    page.get_by_label("Engine", exact=True).select_option("stable-diffusion-v1-6")
     page.get_by_label("Init image").set_input_files(photo)
 
     preview = page.get_by_role("img", name="Init image")
     expect(preview).to_be_visible()
     assert preview.evaluate("img => img.naturalWidth") == 768  # the stored upload, loaded
-    expect(page.locator("#size-field")).to_contain_text("768×512")
+    expect(page.locator("#size-field")).to_contain_text("3:2 landscape, 768 × 512")
     page.get_by_label("Number of images").fill("1")
     page.locator("#id_image_strength").fill("0.7")
     expect(page.locator("output[data-value-of=id_image_strength]")).to_have_text("0.7")
@@ -81,11 +81,12 @@ def test_a_mask_painted_with_the_pointer_changes_only_that_part(
     photo.write_bytes(png(512, 512))
     sign_in(page, live_server, member)
     page.get_by_label("Prompt", exact=True).fill("a red door")
-    page.get_by_label("Engine").select_option("stable-diffusion-v1-6")
+    page.get_by_label("Engine", exact=True).select_option("stable-diffusion-v1-6")
     page.get_by_label("Number of images").fill("1")
     page.get_by_label("Init image").set_input_files(photo)
     canvas = page.locator(".mask-canvas")
     expect(canvas).to_be_visible()
+    canvas.scroll_into_view_if_needed()  # the page scrolls as a whole: the canvas may be below the fold
 
     box = canvas.bounding_box()
     scale = box["width"] / 512
@@ -118,7 +119,7 @@ def test_an_image_is_upscaled_from_the_gallery(page, live_server, member, redis_
     expect(lightbox).to_be_visible()
     lightbox.get_by_role("link", name="Open details").click()
     page.get_by_label("Real-ESRGAN ×2").check()
-    expect(page.get_by_text("→ 1024×1024")).to_be_visible()
+    expect(page.get_by_text("→ 1024 × 1024")).to_be_visible()
     page.get_by_role("button", name="Upscale", exact=True).click()
 
     job = newest_job_succeeds(page)
@@ -135,7 +136,7 @@ def test_remix_fills_the_form_with_the_images_settings(page, live_server, member
     page.get_by_role("link", name="Remix").click()
 
     expect(page.get_by_label("Prompt", exact=True)).to_have_value("a paper crane")
-    expect(page.get_by_label("Engine")).to_have_value("stable-diffusion-v1-6")
+    expect(page.get_by_label("Engine", exact=True)).to_have_value("stable-diffusion-v1-6")
     expect(page.get_by_label("Size")).to_have_value("640x512")
     expect(page.get_by_label("Steps")).to_have_value("42")
     expect(page.get_by_label("CFG scale")).to_have_value("12.0")

@@ -10,12 +10,13 @@ from django.test import Client
 from django.urls import reverse
 from PIL import Image, ImageDraw
 
+from accounts.models import Membership
 from accounts.services import team_balance
-from generations import services
+from generations import library, services
 from generations.models import GalleryImage, GenerationJob, Upload
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import TextToImageRequest
-from tests.factories import UserFactory
+from tests.factories import GalleryImageFactory, UserFactory
 from tests.images import decode, encode, picture_bytes, png
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("studio_engine")]
@@ -204,7 +205,7 @@ def test_an_init_image_of_a_size_the_engine_refuses_is_resized_to_the_nearest_an
 ):
     photo = png(1000, 750)
     preview = choose(authed_client, photo, SDXL).content.decode()
-    assert "does not accept 1000×750" in preview and "1152×896" in preview
+    assert "does not accept 1000 × 750" in preview and "1152 × 896" in preview
     job = generate(authed_client, engine=SDXL, size="1024x1024", init_upload=str(Upload.objects.get().pk))
     assert (job.width, job.height, job.resized_from) == (1152, 896, "1000x750")
     assert decode(read(result_of(job))).size == (1152, 896)
@@ -380,7 +381,7 @@ def test_a_forged_init_reference_is_refused_at_the_init_field(authed_client, fie
 def test_a_photo_whose_sides_are_not_multiples_of_64_is_resized_for_sd16_with_its_mask(authed_client):
     photo = png(1000, 750)
     preview = choose(authed_client, photo).content.decode()
-    assert "does not accept 1000×750" in preview and "1024×768" in preview
+    assert "does not accept 1000 × 750" in preview and "1024 × 768" in preview
     upload = Upload.objects.get()
     job = generate(
         authed_client,
@@ -468,3 +469,53 @@ def test_another_teams_upload_is_neither_shown_nor_used(authed_client, photo):
     )
     assert "no longer available" in response.content.decode()
     assert not GenerationJob.objects.exists()
+
+
+def sdxl_image(user) -> GalleryImage:
+    return GalleryImageFactory(
+        job__created_by=user,
+        job__team=user.current_team,
+        job__engine_id=SDXL,
+        job__sampler="K_DPMPP_2M",
+        job__style_preset="analog-film",
+        job__width=1216,
+        job__height=832,
+        team=user.current_team,
+        created_by=user,
+        width=1216,
+        height=832,
+    )
+
+
+def test_the_image_page_names_the_engine_size_and_settings_as_people_write_them(authed_client, user):
+    page = authed_client.get(sdxl_image(user).url).content.decode()
+    assert (
+        '<h1 id="image-heading" class="detail-heading">Stable Diffusion XL 1.0'
+        '<span class="muted detail-size"><span class="visually-hidden"> · </span>'
+        "3:2 landscape, 1216 × 832</span></h1>"
+    ) in page
+    assert "<dd>DPM++ 2M</dd>" in page and "<dd>Analog film</dd>" in page
+    assert "<dd>K_DPMPP_2M</dd>" not in page and "<dd>1216x832" not in page  # the PNG text keeps A1111 terms
+
+
+def test_the_image_page_star_says_whether_this_person_starred_the_image(authed_client, user):
+    image = sdxl_image(user)
+    star = f'class="star" data-star="{image.pk}" aria-pressed="%s"'
+    assert star % "false" in authed_client.get(image.url).content.decode()
+    library.favourite_toggle(user=user, image=image)
+    assert star % "true" in authed_client.get(image.url).content.decode()
+
+
+def test_a_viewer_sees_the_picture_download_and_share_but_no_action_that_changes_it(client, user):
+    image = sdxl_image(user)
+    viewer = UserFactory()
+    Membership.objects.create(user=viewer, team=user.current_team, role="viewer")
+    client.force_login(viewer)
+    page = client.get(image.url).content.decode()
+    assert "Download PNG</a>" in page and "Share…</a>" in page
+    for action in ("Variations</button>", "Re-run</button>", "Remix</a>", "Upscale…</a>", "Move to trash"):
+        assert action not in page, action
+    client.force_login(user)
+    page = client.get(image.url).content.decode()
+    for action in ("Variations</button>", "Re-run</button>", "Remix</a>", "Upscale…</a>", "Move to trash"):
+        assert action in page, action

@@ -127,8 +127,10 @@ def test_anyone_opens_a_link_without_signing_in_and_sees_the_prompt_only_when_it
     detailed_html, plain_html = detailed.content.decode(), plain.content.decode()
     assert f'src="http://testserver{file_url(with_details)}"' in detailed_html
     assert f'src="http://testserver{file_url(image_only)}"' in plain_html
-    for fact in ["a lighthouse on a cliff at dusk", "fog", "424242", "42", "9.5", "K_EULER", "analog-film"]:
+    for fact in ["a lighthouse on a cliff at dusk", "fog", "424242", "42", "9.5", "Euler", "Analog film"]:
         assert fact in detailed_html
+    # The settings as people write them, not the API's names.
+    assert "K_EULER" not in detailed_html and "analog-film" not in detailed_html
     assert "lighthouse" not in plain_html and "fog" not in plain_html and "424242" not in plain_html
     assert "Sign in" in plain_html
 
