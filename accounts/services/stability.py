@@ -182,14 +182,24 @@ def studio_client(*, interactive: bool = True) -> StabilityClient | None:
     return key_client(api_key, organization=settings.STABILITY_ORGANIZATION, interactive=interactive)
 
 
-def team_balance(team: Team) -> Balance:
-    """The team's credits, shared by every team and page on the same key for a short while."""
+# How old a balance may be when a person asks for a fresh one (the account page, coming back to the tab
+# after a top-up): recent enough to show the top-up, yet repeated asks within it reach the API once.
+BALANCE_FRESH_SECONDS = 5
+
+
+def team_balance(team: Team, *, fresh: bool = False) -> Balance:
+    """The team's credits, shared by every team and page on the same key for a short while; `fresh` asks
+    the API again unless the shared answer is under BALANCE_FRESH_SECONDS old."""
     client = team_client(team, interactive=True)
     if client is None:
         return Balance(None, no_client_message(team))
     try:
         credits = shared_read(
-            "balance", client, lambda c: c.balance(), seconds=settings.STABILITY_BALANCE_CACHE_SECONDS
+            "balance",
+            client,
+            lambda c: c.balance(),
+            seconds=settings.STABILITY_BALANCE_CACHE_SECONDS,
+            max_age=BALANCE_FRESH_SECONDS if fresh else None,
         )
     except StabilityError as exc:
         if exc.status in (401, 403):

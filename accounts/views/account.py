@@ -162,7 +162,14 @@ def _allow_picture(response: HttpResponse, picture: str) -> None:
 @require_GET
 def account(request: AuthedRequest) -> HttpResponse:
     stability_account, problem = _stability_account_for(request)
-    context = {"team": request.team, "stability_account": stability_account, "problem": problem}
+    # The page a person opens after topping up: its balance, and the header's after it, are fresh.
+    balance = services.team_balance(request.team, fresh=True)
+    context = {
+        "team": request.team,
+        "stability_account": stability_account,
+        "problem": problem,
+        "balance": balance,
+    }
     response = render(request, "accounts/account.html", context)
     if stability_account is not None and stability_account.profile_picture:
         _allow_picture(response, stability_account.profile_picture)
@@ -172,8 +179,11 @@ def account(request: AuthedRequest) -> HttpResponse:
 @login_required
 @require_GET
 def balance(request: AuthedRequest) -> HttpResponse:
-    """The header's credit balance, loaded after the page so a slow engine never holds the page back."""
-    return render(request, "accounts/balance.html", {"balance": services.team_balance(request.team)})
+    """The header's credit balance, loaded after the page so a slow engine never holds the page back;
+    `?fresh=1` (the tab shown again) asks past the shared cache, at most every few seconds per key."""
+    fresh = request.GET.get("fresh") == "1"
+    balance = services.team_balance(request.team, fresh=fresh)
+    return render(request, "accounts/balance.html", {"balance": balance})
 
 
 @login_required

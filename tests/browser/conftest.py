@@ -5,10 +5,23 @@ from pathlib import Path
 
 import pytest
 from django.db import connections
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def launch(playwright: Playwright) -> Browser:
+    """Debian's Chromium, headless, with nothing running in the background that could reach a network."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+        ],
+    )
 
 
 @pytest.fixture
@@ -17,15 +30,7 @@ def chromium(live_server):
     # Playwright's sync API runs an event loop in this thread; the live server's ORM calls are in others.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
+        browser = launch(playwright)
         yield browser
         browser.close()
         # Connections opened while Playwright's loop ran belong to that loop's context, where the test
