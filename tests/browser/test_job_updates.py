@@ -26,6 +26,11 @@ def test_each_image_appears_as_it_is_stored_and_the_end_is_announced_where_the_k
         created_by=member, samples=2, status="running", attempts=1, started_at=now, progress_at=now
     )
     sign_in(page, live_server, member)
+    complaints: list[str] = []  # what the browser refused or warned of while the card changed
+    page.on(
+        "console",
+        lambda message: complaints.append(message.text) if message.type in ("error", "warning") else None,
+    )
     card = page.locator(f"#job-{job.pk}")
     expect(card.get_by_role("status")).to_have_text("Running")
     prompt = page.get_by_label("Prompt", exact=True)
@@ -47,6 +52,7 @@ def test_each_image_appears_as_it_is_stored_and_the_end_is_announced_where_the_k
     expect(page.locator("#job-announcer")).to_have_attribute("aria-live", "polite")
     expect(prompt).to_be_focused()
     expect(prompt).to_have_value("a harbour at dusk")
+    assert complaints == []  # e.g. no inline style refused by the content security policy during a swap
 
 
 def test_retry_after_the_api_was_busy_runs_the_same_job_again(page: Page, live_server, member):
