@@ -110,6 +110,10 @@ def job_retry(*, job: GenerationJob, user: User) -> GenerationJob:
         raise RetryRefused("Only a failed job can be retried.")
     if not failure_of(job).retry_helps:
         raise RetryRefused("Trying this job again would fail the same way; change its settings instead.")
+    if job.is_stable_image:
+        return services.stable_image_job_again(
+            job=job, user=user, seed=job.seed, samples=job.samples, parent=job.parent, relation=job.relation
+        )
     return services.job_create(
         team=job.team,
         user=user,

@@ -7,6 +7,7 @@ import re
 from fractions import Fraction
 
 from generations.stability.contract import CLIP_GUIDANCE_PRESETS, ENGINES, SAMPLERS, STYLE_PRESETS
+from generations.stable_image import operation_name
 
 TIMES = "×"  # the one multiplication sign, in sizes and counts
 
@@ -76,6 +77,8 @@ def engine_name(engine_id: str) -> str:
     """The engine's full name ("Stable Diffusion XL 1.0"); an engine Studio does not know, its id."""
     if engine_id in ENGINE_NAMES:
         return ENGINE_NAMES[engine_id]
+    if name := operation_name(engine_id):
+        return name
     spec = ENGINES.get(engine_id)
     return spec.name if spec else engine_id
 

@@ -8,11 +8,12 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
-from generations import png_text
+from generations import png_text, stable_image
 from generations.forms import NEGATIVE_WEIGHT
 from generations.models import MAX_LINEAGE_DEPTH, GalleryImage, GenerationJob
 from generations.stability.contract import SAMPLERS, Prompt
 from generations.stability.types import TextToImageRequest, UpscaleRequest
+from generations.stability.v2beta.contract import OPERATIONS as STABLE_IMAGE_OPERATIONS
 
 PARAMETERS_KEYWORD = "parameters"  # A1111's, read by its PNG Info tab and by third-party readers
 STUDIO_KEYWORD = "studio"
@@ -150,7 +151,11 @@ def parameters_text(job: GenerationJob, *, seed: int) -> str:
     origin, seed, upscales = _origin(job, seed)
     prompt, negative, others = split_prompts(origin.prompts, origin.prompt)
     settings: dict[str, str] = {}
-    if origin.kind != GenerationJob.Kind.UPSCALE:
+    if origin.is_stable_image:  # no steps or sampler; CFG only where the model takes one
+        if "cfg_scale" in origin.options:
+            settings["CFG scale"] = _number(origin.cfg_scale)
+        settings["Seed"] = str(seed)
+    elif origin.kind != GenerationJob.Kind.UPSCALE:
         settings["Steps"] = str(origin.steps)
         settings["Sampler"] = A1111_SAMPLERS.get(origin.sampler, origin.sampler) or AUTOMATIC
         settings["CFG scale"] = _number(origin.cfg_scale)
@@ -184,6 +189,10 @@ def parameters_text(job: GenerationJob, *, seed: int) -> str:
 def _api_request(job: GenerationJob) -> tuple[str, dict[str, Any], list[str]]:
     """The content type, body and file parts the client sends for the job's row (files are named, not
     embedded)."""
+    if job.is_stable_image:
+        columns = stable_image.columns_of(job.operation)
+        files = [name for name, column in columns.items() if getattr(job, column)]
+        return "multipart/form-data", {**job.options, "output_format": stable_image.OUTPUT_FORMAT}, files
     request = job.to_request()
     if isinstance(request, TextToImageRequest):
         return "application/json", request.to_json(), []
@@ -191,6 +200,12 @@ def _api_request(job: GenerationJob) -> tuple[str, dict[str, Any], list[str]]:
         request.form_fields(job.engine_id) if isinstance(request, UpscaleRequest) else request.form_fields()
     )
     return "multipart/form-data", fields, list(request.files())
+
+
+def _endpoint(job: GenerationJob) -> str:
+    if job.is_stable_image:
+        return f"POST {STABLE_IMAGE_OPERATIONS[job.operation].path}"
+    return f"POST /v1/generation/{job.engine_id}/{OPERATIONS[job.kind]}"
 
 
 def studio_document(
@@ -212,7 +227,7 @@ def studio_document(
         "relation": job.relation or None,
         "kind": job.kind,
         "engine_id": job.engine_id,
-        "endpoint": f"POST /v1/generation/{job.engine_id}/{OPERATIONS[job.kind]}",
+        "endpoint": _endpoint(job),
         "content_type": content_type,
         "request": request_json if request_json is not None else body,
         "files": files,

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import TeamOwnedQuerySet, new_token
+from generations import stable_image
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import (
     ImageToImageRequest,
@@ -19,6 +20,8 @@ from generations.stability.types import (
     TextToImageRequest,
     UpscaleRequest,
 )
+from generations.stability.v2beta.contract import OPERATIONS as STABLE_IMAGE_OPERATIONS
+from generations.stability.v2beta.types import StableImageRequest, request_for
 
 MAX_ATTEMPTS = 5
 MAX_LINEAGE_DEPTH = 50
@@ -82,6 +85,8 @@ class GenerationJob(models.Model):
         IMAGE_TO_IMAGE = "image-to-image", "Image to image"
         MASKING = "masking", "Inpainting"
         UPSCALE = "upscale", "Upscale"
+        EDIT = "edit", "Edit"
+        CONTROL = "control", "Control"
 
     class Relation(models.TextChoices):
         """How the job's images came from its parent image."""
@@ -90,12 +95,18 @@ class GenerationJob(models.Model):
         VARIATION = "variation", "Variation"
         UPSCALE = "upscale", "Upscale"
         RERUN = "rerun", "Re-run"
+        EDIT = "edit", "Edit"
+        CONTROL = "control", "Control"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.TEXT_TO_IMAGE)
     engine_id = models.CharField(max_length=100)
+    # A Stable Image (v2beta) job: its operation ("generate/core", "edit/outpaint") and the values it sends
+    # besides images and seed (generations/stable_image.py says which); blank and empty for a v1 job.
+    operation = models.CharField(max_length=40, blank=True)
+    options = models.JSONField(default=dict, blank=True)
     prompt = models.TextField()
     negative_prompt = models.TextField(blank=True)
     text_prompts = models.JSONField(help_text="Every prompt sent, as [{text, weight}].")
@@ -111,6 +122,9 @@ class GenerationJob(models.Model):
     # Image inputs: the exact files sent, so that a re-run sends the same bytes.
     init_image = models.FileField(upload_to=input_path, max_length=200, blank=True)
     mask_image = models.FileField(upload_to=input_path, max_length=200, blank=True)
+    reference_image = models.FileField(
+        upload_to=input_path, max_length=200, blank=True, help_text="A style or background image sent too."
+    )
     init_image_mode = models.CharField(max_length=20, blank=True)
     image_strength = models.FloatField(null=True, blank=True)
     step_schedule_start = models.FloatField(null=True, blank=True)
@@ -205,8 +219,14 @@ class GenerationJob(models.Model):
         return f"{self.width}x{self.height}"
 
     @property
+    def is_stable_image(self) -> bool:
+        return bool(self.operation)
+
+    @property
     def price_per_image(self) -> Decimal:
-        """What one image of this job costs; an upscale is priced by its source's size."""
+        """What one image of this job costs; a v1 upscale is priced by its source's size."""
+        if self.operation:
+            return STABLE_IMAGE_OPERATIONS[self.operation].price(self.options)
         width, height = self.width, self.height
         if self.kind == self.Kind.UPSCALE and self.upscale_factor:
             width, height = width // self.upscale_factor, height // self.upscale_factor
@@ -259,6 +279,21 @@ class GenerationJob(models.Model):
                     cfg_scale=self.cfg_scale,
                 )
         return TextToImageRequest(**self._options(), width=self.width, height=self.height)
+
+    def stable_image_values(self) -> dict[str, Any]:
+        """Every value a Stable Image job sends but the seed: its options and its images."""
+        values = dict(self.options)
+        for name, column in stable_image.columns_of(self.operation).items():
+            file = getattr(self, column)
+            if file:
+                values[name] = read_file(file)
+        return values
+
+    def to_stable_image_request(self, *, seed: int) -> StableImageRequest:
+        values = {**self.stable_image_values(), "output_format": stable_image.OUTPUT_FORMAT}
+        if "seed" in STABLE_IMAGE_OPERATIONS[self.operation].field_names:  # remove-background takes none
+            values["seed"] = seed
+        return request_for(self.operation, values)
 
 
 def read_file(file: models.fields.files.FieldFile) -> bytes:
@@ -400,6 +435,8 @@ class GalleryImage(models.Model):
         UPSCALE = "upscale", "Upscale"
         VARIATION = "variation", "Variation"
         RERUN = "rerun", "Re-run"
+        EDIT = "edit", "Edit"
+        CONTROL = "control", "Control"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="images")
@@ -585,6 +622,9 @@ class ApiRequest(models.Model):
     credits = models.DecimalField(
         max_digits=12, decimal_places=6, default=Decimal(0), help_text="Charged, or possibly charged."
     )
+    # An asynchronous Stable Image operation's id, kept once it is submitted: its result is fetched later,
+    # by this run or the next, and never paid for twice.
+    generation_id = models.CharField(max_length=64, blank=True)
     sent_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
 

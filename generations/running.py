@@ -3,6 +3,8 @@
 One request per image, recorded (ApiRequest) before it is sent, so that whatever happens to the worker
 the database says which images exist and which requests may have been charged."""
 
+import functools
+import io
 import logging
 import secrets
 from dataclasses import replace as _replace
@@ -18,6 +20,7 @@ from django.db.models import F, Q, Sum
 from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from PIL import Image
 
 from accounts.services import team_balance_forget, team_client
 from accounts.services.stability import no_client_message
@@ -37,6 +40,8 @@ from generations.stability.types import (
     TransientError,
     UpscaleRequest,
 )
+from generations.stability.v2beta.client import StableImageClient
+from generations.stability.v2beta.types import InProgress
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +59,15 @@ class JobHeld(Exception):
 class RunStopped(Exception):
     """The run must not send another request: the job was cancelled, ended elsewhere, or taken over by a
     newer attempt (its worker was thought dead)."""
+
+
+class ResultPending(Exception):
+    """An asynchronous Stable Image operation was submitted and its result is not ready: the job goes back
+    to the queue and asks again in `seconds` (no worker slot is held while the platform works)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"result due in {seconds:.0f} s")
+        self.seconds = seconds
 
 
 class JobWaits(Exception):
@@ -164,6 +178,9 @@ def job_run(
     except KeyPaused as exc:
         _job_requeue(job, attempt, due_in=exc.retry_after)
         raise JobWaits(seconds=exc.retry_after, attempt=attempt) from exc
+    except ResultPending as exc:
+        _job_requeue(job, attempt, due_in=exc.seconds)
+        raise JobWaits(seconds=exc.seconds, attempt=attempt) from exc
     except (TransientError, SoftTimeLimitExceeded):
         _job_requeue(job, attempt)
         raise
@@ -182,14 +199,18 @@ def _job_generate(job: GenerationJob, attempt: int) -> GenerationJob:
         return job_finish(
             job=job, status=GenerationJob.Status.FAILED, reason=no_client_message(job.team), attempt=attempt
         )
-    request = job.to_request()
+    if job.is_stable_image:
+        stable = stable_image_client(client)
+        ask = functools.partial(_stable_image_request, job, attempt, stable)
+    else:
+        ask = functools.partial(_image_request, job, attempt, client, job.to_request())
     stored = set(job.images.values_list("index", flat=True))
     for index in range(job.samples):
         if index in stored:
             continue  # a re-run asks only for what is missing: an image stored is never paid for twice
         _job_alive(job, attempt, cancellable=True)
         try:
-            _image_request(job, attempt, client, request, index)
+            ask(index)
         except PermanentError as exc:
             return job_finish(
                 job=job, status=GenerationJob.Status.FAILED, reason=exc.message, attempt=attempt
@@ -235,7 +256,7 @@ def _image_request(
     job: GenerationJob, attempt: int, client: StabilityClient, request: JobRequest, index: int
 ) -> None:
     """Send one image's request, recorded before it leaves, and settle the record by what came back."""
-    seed = job.seeds[index] if index < len(job.seeds) else image_seeds(job.seed, index + 1)[index]
+    seed = _image_seed(job, index)
     record = ApiRequest.objects.create(job=job, index=index, attempt=attempt, seed=seed)
     if not connection.in_atomic_block:
         connection.close()  # no database connection is held while the API (or the rate limit) takes its time
@@ -279,6 +300,98 @@ def _image_request(
         raise
 
 
+def stable_image_client(client: StabilityClient) -> StableImageClient:
+    """The Stable Image client for the same key, host, time-outs and rate-limit wait as the v1 one."""
+    stable = StableImageClient(api_key=client.api_key, host=client.host, read_timeout=client.timeout.read)
+    stable.rate_wait = client.rate_wait
+    return stable
+
+
+def _image_seed(job: GenerationJob, index: int) -> int:
+    return job.seeds[index] if index < len(job.seeds) else image_seeds(job.seed, index + 1)[index]
+
+
+def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageClient, index: int) -> None:
+    """One image of a Stable Image job, recorded before it leaves. An asynchronous operation is submitted
+    (its id kept on the record) and its result fetched on a later run, never submitted twice."""
+    submitted = ApiRequest.objects.filter(job=job, index=index, outcome=ApiRequest.Outcome.PENDING).exclude(
+        generation_id=""
+    )
+    record = submitted.order_by("-pk").first()
+    if record is None:
+        seed = _image_seed(job, index)
+        record = ApiRequest.objects.create(job=job, index=index, attempt=attempt, seed=seed)
+    if not connection.in_atomic_block:
+        connection.close()
+    try:
+        if record.generation_id:
+            outcome = client.result(record.generation_id)
+            if isinstance(outcome, InProgress):
+                raise ResultPending(settings.STABILITY_RESULT_POLL_SECONDS)
+            result = outcome
+        else:
+            request = job.to_stable_image_request(seed=record.seed)
+            if request.operation.asynchronous:
+                generation = client.submit(request)  # type: ignore[arg-type]
+                ApiRequest.objects.filter(pk=record.pk).update(
+                    generation_id=generation.id, credits=job.price_per_image
+                )
+                raise ResultPending(settings.STABILITY_RESULT_POLL_SECONDS)
+            result = client.run(request)  # type: ignore[arg-type]
+    except ResultPending:
+        raise
+    except KeyPaused as exc:
+        if exc.status is None and not record.generation_id:
+            record.delete()
+        raise
+    except StabilityError as exc:
+        # An accepted asynchronous request was charged when it was submitted, whatever its result does.
+        accepted = bool(record.generation_id) and not isinstance(exc, TransientError)
+        possibly = isinstance(exc, TransientError) and (
+            bool(record.generation_id) or _may_have_been_charged(exc)
+        )
+        if accepted:
+            _request_settle(
+                record,
+                ApiRequest.Outcome.CHARGED,
+                credits=job.price_per_image,
+                status_code=exc.status,
+                error=exc.message,
+            )
+        elif not (possibly and record.generation_id):  # a submitted one is asked for again
+            _request_settle(
+                record,
+                ApiRequest.Outcome.UNKNOWN if possibly else ApiRequest.Outcome.NOT_CHARGED,
+                credits=job.price_per_image if possibly else Decimal(0),
+                status_code=exc.status,
+                error=exc.message,
+            )
+        raise
+    except BaseException as exc:
+        if not record.generation_id:
+            reason = f"No answer read: the run stopped ({type(exc).__name__})."
+            _request_settle(record, ApiRequest.Outcome.UNKNOWN, credits=job.price_per_image, error=reason)
+        raise
+    artifact = Artifact(png=_as_png(result.image), seed=result.seed, finish_reason=result.finish_reason)
+    try:
+        image_store(job=job, index=index, artifact=artifact, api_request=record)
+    except BaseException as exc:
+        outcome_, credits = _charge_of(job, artifact)
+        reason = f"Answered, but the image could not be stored ({type(exc).__name__})."
+        _request_settle(record, outcome_, credits=credits, error=reason)
+        raise
+
+
+def _as_png(data: bytes) -> bytes:
+    """Studio stores PNGs (they carry the metadata); an answer in another format is converted, alpha kept."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data
+    with Image.open(io.BytesIO(data)) as picture:
+        out = io.BytesIO()
+        picture.save(out, "PNG")
+        return out.getvalue()
+
+
 def _one_image(request: JobRequest, seed: int) -> JobRequest:
     if isinstance(request, UpscaleRequest):
         return _replace(request, seed=seed)  # ESRGAN leaves the seed out
@@ -313,7 +426,8 @@ def _requests_settle_dead(job: GenerationJob, *, before: int | None = None) -> N
     no answer was read, so they may have been charged."""
     pending = ApiRequest.objects.filter(job=job, outcome=ApiRequest.Outcome.PENDING)
     if before is not None:
-        pending = pending.filter(attempt__lt=before)
+        # A submitted asynchronous request is not lost with its run: the next one fetches its result.
+        pending = pending.filter(attempt__lt=before, generation_id="")
     pending.update(
         outcome=ApiRequest.Outcome.UNKNOWN,
         credits=job.price_per_image,

@@ -6,6 +6,7 @@ import logging
 from dataclasses import replace as _replace
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -17,6 +18,7 @@ from kombu.exceptions import OperationalError
 
 from accounts.models import Team, User
 from accounts.services.spend import allowance_check
+from generations import stable_image
 from generations.engines import upscale_factor, upscale_output
 from generations.imaging import fit_to_engine, png_size
 from generations.models import GalleryImage, GenerationJob, JobRequest, Upload, read_file
@@ -28,6 +30,8 @@ from generations.stability.types import (
     TextToImageRequest,
     UpscaleRequest,
 )
+from generations.stability.v2beta.contract import OPERATIONS as STABLE_IMAGE_OPERATIONS
+from generations.stability.v2beta.types import request_for
 from generations.uploads import CleanImage, UploadRejected, quota_message
 
 logger = logging.getLogger(__name__)
@@ -127,6 +131,98 @@ def job_create(
         raise
     transaction.on_commit(lambda: _job_enqueue(job))
     return job
+
+
+def stable_image_job_create(
+    *,
+    team: Team,
+    user: User,
+    operation_id: str,
+    engine_id: str,
+    kind: str,
+    values: dict[str, Any],
+    images: dict[str, bytes],
+    samples: int = 1,
+    seed: int = 0,
+    parent: GalleryImage | None = None,
+    relation: str = "",
+    upload: Upload | None = None,
+    prompt: str = "",
+) -> GenerationJob:
+    """A queued Stable Image job: `values` are the operation's fields as the person chose them (no image,
+    seed or output format), `images` the files it sends by field name. Checked against the contract first
+    (RuleViolation names the field), priced by it, and refused past the member's allowance
+    (AllowanceExceeded) with nothing stored. `prompt` titles a job whose operation takes none."""
+    values = {name: value for name, value in values.items() if value is not None and value != ""}
+    request = request_for(operation_id, {**values, **images, "output_format": stable_image.OUTPUT_FORMAT})
+    request.validate()
+    width, height = request.output_size()
+    text = str(values.get("prompt") or prompt or STABLE_IMAGE_OPERATIONS[operation_id].title)
+    negative = str(values.get("negative_prompt") or "")
+    job = GenerationJob(
+        team=team,
+        created_by=user,
+        kind=kind,
+        engine_id=engine_id,
+        operation=operation_id,
+        options=values,
+        prompt=text,
+        negative_prompt=negative,
+        text_prompts=[{"text": text, "weight": 1.0}]
+        + ([{"text": negative, "weight": -1.0}] if negative else []),
+        width=width,
+        height=height,
+        samples=samples,
+        seed=seed,
+        style_preset=str(values.get("style_preset") or ""),
+        cfg_scale=float(values.get("cfg_scale") or 7.0),
+        parent=parent,
+        relation=relation,
+        upload=upload,
+    )
+    source = images.get(next(iter(stable_image.columns_of(operation_id))))
+    if kind == GenerationJob.Kind.UPSCALE and source is not None:
+        job.upscale_factor = max(1, round(width / png_size(source)[0]))
+    job.seeds = image_seeds(seed, samples)
+    job.credits_estimated = job.price_per_image * samples
+    allowance_check(team=team, user=user, cost=job.credits_estimated)
+    sources = _input_sources(upload=upload, parent=parent)
+    written: list[FieldFile] = []
+    try:
+        for name, column in stable_image.columns_of(operation_id).items():
+            if images.get(name) is not None:
+                file = getattr(job, column)
+                if _input_store(file, f"{name}.png", images[name], sources=sources):
+                    written.append(file)
+        job.save(force_insert=True)
+    except Exception:
+        delete_files(*written)
+        raise
+    transaction.on_commit(lambda: _job_enqueue(job))
+    return job
+
+
+def stable_image_job_again(
+    *, job: GenerationJob, user: User, seed: int, samples: int, parent: GalleryImage | None, relation: str
+) -> GenerationJob:
+    """The same Stable Image request again (a re-run of one image, or a retry of the job)."""
+    values = job.stable_image_values()
+    images = {name: values.pop(name) for name in stable_image.columns_of(job.operation) if name in values}
+    return stable_image_job_create(
+        team=job.team,
+        user=user,
+        operation_id=job.operation,
+        engine_id=job.engine_id,
+        kind=job.kind,
+        values=values,
+        images=images,
+        samples=samples,
+        seed=seed,
+        parent=parent,
+        relation=relation,
+        upload=job.upload,
+        prompt=job.prompt,
+    )
 
 
 def _job_inputs(job: GenerationJob, request: JobRequest) -> list[tuple[FieldFile, str, bytes]]:
@@ -259,6 +355,15 @@ def image_variations(*, image: GalleryImage, user: User, default_engine: str) ->
 def image_rerun(*, image: GalleryImage, user: User) -> GenerationJob:
     """Exactly the request that made the image, with the image's own seed: the same picture again."""
     job = image.job
+    if job.is_stable_image:
+        return stable_image_job_again(
+            job=job,
+            user=user,
+            seed=image.seed,
+            samples=1,
+            parent=image,
+            relation=GenerationJob.Relation.RERUN,
+        )
     original = job.to_request()
     if isinstance(original, UpscaleRequest):
         request: JobRequest = _replace(original, seed=image.seed)  # only the latent upscaler takes one

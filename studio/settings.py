@@ -280,6 +280,9 @@ STABILITY_RATE_STORAGE = os.environ.get("STABILITY_RATE_STORAGE") or REDIS_URL o
 STABILITY_RATE_MAX_WAIT_SECONDS = float(os.environ.get("STABILITY_RATE_MAX_WAIT_SECONDS", "20"))
 # A job waits out lock-outs for this long in all before it fails.
 STABILITY_RATE_GIVE_UP_SECONDS = float(os.environ.get("STABILITY_RATE_GIVE_UP_SECONDS", "900"))
+# An asynchronous Stable Image result (creative upscale, relight) is asked for again after this long; the
+# platform asks for no more than one poll every 10 s per result.
+STABILITY_RESULT_POLL_SECONDS = float(os.environ.get("STABILITY_RESULT_POLL_SECONDS", "10"))
 # Connections each process keeps to the API: one per request in flight (worker threads, web threads).
 STABILITY_HTTP_CONNECTIONS = env_int("STABILITY_HTTP_CONNECTIONS", 160)
 

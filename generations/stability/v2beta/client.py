@@ -17,10 +17,12 @@ from urllib.parse import quote
 import httpx
 
 import studio
+from generations.stability import limiter
 from generations.stability.client import (
     CLIENT_ID,
     TRANSIENT_STATUSES,
     read_timeout_of,
+    request_key,
     shared_http,
     transport_send,
 )
@@ -75,6 +77,9 @@ class StableImageClient:
         self.timeout = read_timeout_of(read_timeout)
         self.user_id = user_id[:256]  # stability-client-user-id: who in Studio asked, for Stability's support
         self._http = http
+        # How long a request may wait for the key's rate limit (shared with v1): briefly for pages, longer
+        # for jobs.
+        self.rate_wait = limiter.PAGE_WAIT_SECONDS
 
     # --- generate ------------------------------------------------------------------------------------
 
@@ -205,10 +210,14 @@ class StableImageClient:
         return headers
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        response = transport_send(self._http_client(), request)
+        response = transport_send(self._http_client(), request, rate_wait=self.rate_wait)
         if response.is_success:
             return response
-        raise _error_from(response)
+        error = _error_from(response)
+        if response.status_code == 429 and (left := limiter.paused_for(request_key(request))):
+            # A lock-out: the request can succeed once it is over, and says so.
+            raise limiter.KeyPaused(error.message, retry_after=left, status=429, name=error.name) from error
+        raise error
 
 
 def _check_accept(accept: str, allowed: tuple[str, ...]) -> None:
