@@ -351,6 +351,9 @@ def _request_prompts(request: dict[str, Any]) -> tuple[Prompt, ...]:
     """The prompts of a JSON body ([{text, weight}]) or of multipart fields (text_prompts[0][text], …)."""
     if isinstance(request.get("text_prompts"), list):
         return tuple(Prompt(str(p["text"]), float(p.get("weight", 1.0))) for p in request["text_prompts"])
+    if isinstance(request.get("prompt"), str):  # a Stable Image request: one prompt and a negative one
+        negative = request.get("negative_prompt")
+        return (Prompt(request["prompt"]),) + ((Prompt(negative, NEGATIVE_WEIGHT),) if negative else ())
     prompts = []
     index = 0
     while f"text_prompts[{index}][text]" in request:

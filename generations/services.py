@@ -326,6 +326,8 @@ def _variation_engine(image: GalleryImage, default_engine: str) -> str:
 def image_variations(*, image: GalleryImage, user: User, default_engine: str) -> GenerationJob:
     """Image-to-image from the image, with its prompts and settings and new seeds."""
     job = image.job
+    if job.is_stable_image:
+        return stable_image_variations(image=image, user=user)
     engine_id = _variation_engine(image, default_engine)
     init, resized_from = fit_to_engine(read_file(image.image), engine_id)
     prompts = job.prompts or (Prompt(job.prompt),)
@@ -349,6 +351,35 @@ def image_variations(*, image: GalleryImage, user: User, default_engine: str) ->
         parent=image,
         relation=GenerationJob.Relation.VARIATION,
         resized_from=resized_from,
+    )
+
+
+def stable_image_variations(*, image: GalleryImage, user: User) -> GenerationJob:
+    """Image-to-image from a Stable Image picture on its own model when that model takes an image (Ultra,
+    SD 3.5), else on stable_image.VARIATION_MODEL (Core and the tools take none), with its prompt."""
+    job = image.job
+    model = stable_image.variation_model(job.engine_id)
+    values: dict[str, Any] = {
+        "prompt": job.prompt,
+        "strength": round(1 - VARIATION_STRENGTH, 2),  # v2beta's strength is how much may change
+        **model.fixed,
+    }
+    if model.sd3_model:
+        values["mode"] = "image-to-image"
+    for name in ("negative_prompt", "style_preset", "cfg_scale"):
+        if model.takes(name) and job.options.get(name) not in (None, ""):
+            values[name] = job.options[name]
+    return stable_image_job_create(
+        team=job.team,
+        user=user,
+        operation_id=model.operation.id,
+        engine_id=model.id,
+        kind=GenerationJob.Kind.IMAGE_TO_IMAGE,
+        values=values,
+        images={"image": read_file(image.image)},
+        samples=VARIATION_SAMPLES,
+        parent=image,
+        relation=GenerationJob.Relation.VARIATION,
     )
 
 

@@ -73,6 +73,14 @@ MODELS: dict[str, Model] = {
     )
 }
 DEFAULT_MODEL = "stable-image-core"
+# Variations of a picture whose model takes no image (Core, or a tool's result) are drawn by this one.
+VARIATION_MODEL = "sd3.5-large"
+
+
+def variation_model(engine_id: str) -> Model:
+    """The model that draws variations of a picture made on `engine_id`: its own when it takes an image."""
+    model = MODELS.get(engine_id)
+    return model if model is not None and model.takes_image else MODELS[VARIATION_MODEL]
 
 
 def model_of(engine_id: str) -> Model | None:

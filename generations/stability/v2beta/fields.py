@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from generations.stability.contract import STYLE_PRESETS
+from generations.stability.contract import RuleViolation as V1RuleViolation
 
 MAX_TEXT = 10_000
 SEED_RANGE = (0, 4_294_967_294)  # 0 (or omitted) asks for a random seed
@@ -34,17 +35,16 @@ class ErrorName(StrEnum):
     INTERNAL_ERROR = "internal_error"
 
 
-class RuleViolation(ValueError):
+class RuleViolation(V1RuleViolation):
     """A request the API would refuse: the field, the rule, and the status and name it would answer.
-    `str()` is the API's own `errors[]` form, "<field>: <rule>"."""
+    `str()` is the API's own `errors[]` form, "<field>: <rule>". A kind of v1's, so that a page catching
+    a refused request catches both APIs' refusals."""
 
     def __init__(
         self, field: str, rule: str, name: ErrorName = ErrorName.BAD_REQUEST, status: int = 400
     ) -> None:
-        super().__init__(f"{field}: {rule}")
-        self.field = field
-        self.rule = rule
-        self.name = name
+        super().__init__(field, rule)
+        self.name = name  # type: ignore[assignment]  # v2beta's names
         self.status = status
 
 
