@@ -17,7 +17,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from accounts.models import Team, User
-from generations.models import GenerationJob
+from generations.models import ApiRequest, GenerationJob
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +183,11 @@ def waiting(job: GenerationJob) -> Waiting | None:
     now = timezone.now()
     if job.progress_at is not None and job.progress_at > now:
         seconds = max(1, round((job.progress_at - now).total_seconds()))
+        if job.api_requests.filter(outcome=ApiRequest.Outcome.PENDING).exclude(generation_id="").exists():
+            return Waiting(
+                position=1,
+                reason=f"Stability is still making it; the studio asks for the result again in {seconds} s.",
+            )
         return Waiting(
             position=1,
             reason="Waiting for the API: the studio is at Stability's rate limit; "

@@ -2,13 +2,15 @@
 returns, charges the price shown before it ran, and keeps its lineage."""
 
 import io
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
 from accounts.services import team_balance
-from generations import metadata, services, stable_image
+from generations import metadata, queueing, services, stable_image
 from generations.models import ApiRequest, GenerationJob, read_file
 from generations.stability.types import PermanentError
 from generations.stability.v2beta.client import StableImageClient
@@ -200,3 +202,21 @@ def test_variations_of_an_ultra_picture_stay_on_ultra(studio_engine, user):
     job.refresh_from_db()
     assert job.status == "succeeded", job.error_message
     assert job.engine_id == "stable-image-ultra" and job.credits_spent == 4 * 8
+
+
+def test_a_job_waiting_for_its_result_says_so_not_that_the_key_is_at_its_limit(db, user):
+    job = GenerationJob.objects.create(
+        team=user.current_team,
+        created_by=user,
+        operation="upscale/creative",
+        engine_id="upscale/creative",
+        kind=GenerationJob.Kind.UPSCALE,
+        prompt="crisp",
+        text_prompts=[{"text": "crisp", "weight": 1.0}],
+        width=2048,
+        height=2048,
+        init_image="inputs/x.png",
+        progress_at=timezone.now() + timedelta(seconds=9),
+    )
+    ApiRequest.objects.create(job=job, index=0, attempt=1, generation_id="a" * 64)
+    assert queueing.waiting(job).reason.startswith("Stability is still making it")
