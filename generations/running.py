@@ -74,10 +74,11 @@ class JobWaits(Exception):
     """The team's key is paused (a lock-out) or has no slot free: the job is back in the queue, due again
     in `seconds`, without counting as a failed attempt (`attempt` is the claimed attempt it resumes)."""
 
-    def __init__(self, *, seconds: float, attempt: int | None) -> None:
+    def __init__(self, *, seconds: float, attempt: int | None, for_result: bool = False) -> None:
         super().__init__(f"waits {seconds:.1f} s")
         self.seconds = seconds
         self.attempt = attempt
+        self.for_result = for_result  # an asynchronous result, not the key: no lock-out to give up on
 
 
 # httpx failures that mean the request never left this machine, so nothing can have been charged.
@@ -180,7 +181,7 @@ def job_run(
         raise JobWaits(seconds=exc.retry_after, attempt=attempt) from exc
     except ResultPending as exc:
         _job_requeue(job, attempt, due_in=exc.seconds)
-        raise JobWaits(seconds=exc.seconds, attempt=attempt) from exc
+        raise JobWaits(seconds=exc.seconds, attempt=attempt, for_result=True) from exc
     except (TransientError, SoftTimeLimitExceeded):
         _job_requeue(job, attempt)
         raise

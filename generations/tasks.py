@@ -70,7 +70,9 @@ def job_run_task(
         slot_freed = False
         running.job_unclaimed(job_id=job_id, recovering=recovering)
     except running.JobWaits as wait:
-        job_wait(self, job_id, wait, waiting_since or time.time())
+        # Time spent waiting for an asynchronous result is not time locked out (the platform keeps a
+        # result 24 h; asking for one it lost fails the job with its own answer).
+        job_wait(self, job_id, wait, time.time() if wait.for_result else waiting_since or time.time())
     finally:
         # Eager tasks (run in-process, for debugging) ran every job when it was made.
         if slot_freed and not self.request.is_eager:

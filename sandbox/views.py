@@ -25,6 +25,16 @@ from sandbox.api import Caller, operation
 from sandbox.errors import ApiError
 
 FILTERED_MESSAGE = "One or more prompts contains filtered words."
+# The engines the v1 document published in September 2026 still describes (v2beta notes §10): the
+# sandbox serves only these with SANDBOX_V1_ENGINES=current, as the platform does today.
+CURRENT_V1_ENGINES = ("stable-diffusion-xl-1024-v1-0",)
+
+
+def engines_served() -> dict[str, EngineSpec]:
+    """Every engine the contract knows ("all"), or only today's v1 list ("current")."""
+    if settings.SANDBOX_V1_ENGINES == "current":
+        return {engine_id: ENGINES[engine_id] for engine_id in CURRENT_V1_ENGINES}
+    return ENGINES
 
 
 @dataclass(frozen=True)
@@ -35,7 +45,7 @@ class Artifact:
 
 
 def _engine(engine_id: str, *, generates: bool) -> EngineSpec:
-    spec = ENGINES.get(engine_id)
+    spec = engines_served().get(engine_id)
     if spec is None or spec.generates != generates:
         raise ApiError(404, ErrorName.NOT_FOUND, f"The specified engine (ID {engine_id}) was not found.")
     return spec
@@ -134,7 +144,7 @@ def _open(data: bytes) -> Image.Image:
 def engines_list(request: HttpRequest, caller: Caller) -> HttpResponse:
     engines = [
         {"id": spec.id, "name": spec.name, "description": spec.description, "type": "PICTURE"}
-        for spec in ENGINES.values()
+        for spec in engines_served().values()
     ]
     return JsonResponse(engines, safe=False)
 

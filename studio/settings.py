@@ -265,7 +265,16 @@ STABILITY_API_HOST = os.environ.get(
 ).rstrip("/")
 STABILITY_ORGANIZATION = os.environ.get("STABILITY_ORGANIZATION", "")
 SANDBOX_KEY_FILE = Path(os.environ.get("SANDBOX_KEY_FILE", VAR_DIR / "sandbox.key"))
-STABILITY_DEFAULT_ENGINE = os.environ.get("STABILITY_DEFAULT_ENGINE", "stable-diffusion-xl-1024-v1-0")
+
+
+def default_engine(api_key: str, chosen: str = "") -> str:
+    """The model the create form starts with: the one chosen (STABILITY_DEFAULT_ENGINE) when not blank;
+    else Stable Image Core on the real API, whose v1 keeps only SDXL 1.0 and no new features; else, with
+    the sandbox, SDXL 1.0 as before."""
+    return chosen.strip() or ("stable-image-core" if api_key else "stable-diffusion-xl-1024-v1-0")
+
+
+STABILITY_DEFAULT_ENGINE = default_engine(STABILITY_API_KEY, os.environ.get("STABILITY_DEFAULT_ENGINE", ""))
 STABILITY_BALANCE_CACHE_SECONDS = int(os.environ.get("STABILITY_BALANCE_CACHE_SECONDS", "30"))
 STABILITY_ENGINES_CACHE_SECONDS = int(os.environ.get("STABILITY_ENGINES_CACHE_SECONDS", "600"))
 STABILITY_ACCOUNT_CACHE_SECONDS = env_int("STABILITY_ACCOUNT_CACHE_SECONDS", 300)
@@ -295,6 +304,11 @@ SANDBOX_RATE_LIMIT = int(os.environ.get("SANDBOX_RATE_LIMIT", "150"))
 SANDBOX_RATE_WINDOW_SECONDS = 10
 SANDBOX_RATE_LOCKOUT_SECONDS = 60
 SANDBOX_ASYNC_SECONDS = float(os.environ.get("SANDBOX_ASYNC_SECONDS", "5"))
+# Which v1 engines the sandbox serves: "all" it knows, or "current", only those the platform's v1 document
+# still lists (September 2026: SDXL 1.0, no upscalers), to try Studio against v1 as it is today.
+SANDBOX_V1_ENGINES = (os.environ.get("SANDBOX_V1_ENGINES", "").strip() or "all").lower()
+if SANDBOX_V1_ENGINES not in {"all", "current"}:
+    raise ImproperlyConfigured(f"SANDBOX_V1_ENGINES is {SANDBOX_V1_ENGINES!r}: use all or current.")
 
 LOGGING = {
     "version": 1,

@@ -3,14 +3,28 @@
 import accounts.models
 import django.db.models.deletion
 import django.utils.timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import migrations, models
 
 
+def price_of_the_day(engine_id, *, steps, width, height):
+    """The price when these jobs ran: SDXL by the 2023 table (1.6 credits at 30 steps), which today's
+    price (contract.py) replaced in 2026; the other engines' prices are unchanged."""
+    from generations.stability.contract import ENGINES, Pricing, price_per_image
+
+    if ENGINES[engine_id].pricing is Pricing.SDXL:
+        fixed = {30: Decimal("1.6"), 40: Decimal("1.8"), 50: Decimal("2.0")}
+        if steps in fixed:
+            return fixed[steps]
+        price = 100 * (0.0122 + 0.000127 * steps + 0.000000623 * steps**2)
+        return Decimal(repr(price)).quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP)
+    return price_per_image(engine_id, steps=steps, width=width, height=height)
+
+
 def record_spent_credits(apps, schema_editor):
     """What finished jobs cost, by the price rules of the day (filtered images cost nothing)."""
-    from generations.stability.contract import ENGINES, price_per_image
+    from generations.stability.contract import ENGINES
 
     Job = apps.get_model("generations", "GenerationJob")
     for job in Job.objects.filter(status="succeeded"):
@@ -19,7 +33,7 @@ def record_spent_credits(apps, schema_editor):
         width, height = job.width, job.height
         if job.kind == "upscale" and job.upscale_factor:
             width, height = width // job.upscale_factor, height // job.upscale_factor
-        price = price_per_image(job.engine_id, steps=job.steps, width=width, height=height)
+        price = price_of_the_day(job.engine_id, steps=job.steps, width=width, height=height)
         charged = job.images.filter(finish_reason="SUCCESS").count()
         job.credits_estimated = price * job.samples
         job.credits_spent = price * charged

@@ -8,6 +8,7 @@ official OpenAPI file; where those leave a point open, the choice is written nex
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
@@ -256,6 +257,12 @@ def engine_spec(engine_id: str) -> EngineSpec | None:
 # --- prices (notes §6), in credits -------------------------------------------------------------------
 
 CREDIT_QUANTUM = Decimal("0.000001")
+# SDXL (1.0, and 0.9 with it: no price of its own is published) as the v1 document on the platform site
+# prices it today (v2beta notes §10, source S2; the notes' state of 2026-09-22): 0.9 credits up to 30
+# steps, in proportion to the steps above. The 2023 table (1.6 at 30 steps) is gone.
+SDXL_PRICES_AS_OF = date(2026, 9, 22)
+SDXL_PRICE = Decimal("0.9")
+SDXL_PRICE_STEPS = 30
 
 
 def _credits(value: float) -> Decimal:
@@ -268,10 +275,8 @@ def price_per_image(engine_id: str, *, steps: int = 30, width: int = 512, height
     pixels = width * height
     match spec.pricing:
         case Pricing.SDXL:
-            fixed = {30: Decimal("1.6"), 40: Decimal("1.8"), 50: Decimal("2.0")}
-            if steps in fixed:
-                return fixed[steps].quantize(CREDIT_QUANTUM)
-            return _credits(100 * (0.0122 + 0.000127 * steps + 0.000000623 * steps**2))
+            price = SDXL_PRICE * max(steps, SDXL_PRICE_STEPS) / SDXL_PRICE_STEPS
+            return price.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
         case Pricing.PIXELS | Pricing.PIXELS_FLOORED:
             if spec.pricing is Pricing.PIXELS_FLOORED:
                 pixels = max(pixels, 512 * 512)

@@ -67,7 +67,8 @@ def run(
         (SDXL, (1024, 1024), 30, 2),
         (SDXL, (1344, 768), 40, 1),
         (SDXL, (1024, 1024), 50, 1),
-        (SDXL, (896, 1152), 23, 2),  # a step count without a fixed price
+        (SDXL, (896, 1152), 23, 2),  # fewer than 30 steps: the 30-step price
+        (SDXL, (1216, 832), 37, 1),  # above 30 steps: in proportion
         (SD16, (512, 512), 30, 2),
         (SD16, (1536, 640), 50, 1),
         (SD16, (384, 320), 10, 1),  # under 512x512: the floor price
@@ -114,17 +115,17 @@ def test_filtered_images_cost_nothing_and_are_recorded_as_nothing(studio_engine)
 def test_a_job_over_the_allowance_is_refused_at_the_form_and_nothing_is_sent_or_charged(studio_engine):
     team = shared_team(UserFactory())
     bob = join(team)
-    Membership.objects.filter(team=team, user=bob).update(monthly_allowance=Decimal("5"))
+    Membership.objects.filter(team=team, user=bob).update(monthly_allowance=Decimal("4"))
     client = client_for(bob)
     assert client.post(reverse("generations:create"), {**FORM, "samples": "1"}, **HTMX).status_code == 201
     before = credits_left(team)
     jobs = GenerationJob.objects.count()
-    response = client.post(reverse("generations:create"), FORM, **HTMX)  # four images: 6.40 credits
+    response = client.post(reverse("generations:create"), FORM, **HTMX)  # four images: 3.60 credits
     html = response.content.decode()
     assert response.status_code == 200 and response["HX-Retarget"] == "#create-form"
     assert (
-        "This job would cost 6.40 credits, and your monthly allowance in this team is 5 credits, "
-        "of which 1.60 are used." in html
+        "This job would cost 3.60 credits, and your monthly allowance in this team is 4 credits, "
+        "of which 0.90 are used." in html
     )
     assert 'id="id_samples"' in html.split("This job would cost")[0]  # the message is at the samples field
     assert GenerationJob.objects.count() == jobs

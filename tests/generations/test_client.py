@@ -67,10 +67,13 @@ def test_text_to_image_returns_every_sample_and_charges_the_documented_price(cli
     assert client.balance() == pytest.approx(before - float(price) * 3, abs=1e-6)
 
 
-def test_sdxl_costs_exactly_1_6_credits_an_image_at_30_steps(client):
+def test_sdxl_costs_0_9_credits_an_image_up_to_30_steps_and_in_proportion_above(client):
     before = client.balance()
     client.text_to_image(SDXL, TextToImageRequest(text_prompts=PROMPTS, width=1216, height=832, samples=2))
-    assert client.balance() == pytest.approx(before - 3.2, abs=1e-9)
+    assert client.balance() == pytest.approx(before - 1.8, abs=1e-9)
+    before = client.balance()
+    client.text_to_image(SDXL, TextToImageRequest(text_prompts=PROMPTS, width=1024, height=1024, steps=45))
+    assert client.balance() == pytest.approx(before - 1.35, abs=1e-9)  # 0.9 x 45/30
 
 
 def test_the_single_png_form_carries_seed_and_finish_reason_in_headers(client):
@@ -138,15 +141,15 @@ def test_a_wrong_key_is_a_permanent_401(sandbox_url, sandbox_key):
 
 
 def test_a_request_the_balance_cannot_pay_is_refused_and_charges_nothing(sandbox_url, make_sandbox_key):
-    client = StabilityClient(api_key=make_sandbox_key(credits=2.5, email="low@studio.test"), host=sandbox_url)
-    with pytest.raises(PermanentError) as error:
+    client = StabilityClient(api_key=make_sandbox_key(credits=1.5, email="low@studio.test"), host=sandbox_url)
+    with pytest.raises(PermanentError) as error:  # two SDXL images: 1.8 credits
         client.text_to_image(
             SDXL, TextToImageRequest(text_prompts=PROMPTS, width=1024, height=1024, samples=2)
         )
     assert (error.value.status, error.value.name) == (402, "payment_required")
-    assert client.balance() == 2.5
+    assert client.balance() == 1.5
     client.text_to_image(SDXL, TextToImageRequest(text_prompts=PROMPTS, width=1024, height=1024, samples=1))
-    assert client.balance() == pytest.approx(0.9)
+    assert client.balance() == pytest.approx(0.6)
 
 
 def test_an_organization_the_key_has_no_part_in_is_a_permanent_403(sandbox_url, sandbox_key):

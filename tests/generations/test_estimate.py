@@ -57,10 +57,11 @@ def generate(client, **fields) -> GenerationJob:
 @pytest.mark.parametrize(
     ("engine", "size", "steps", "samples", "shown"),
     [
-        (SDXL, "1024x1024", "30", "4", "6.40"),
-        (SDXL, "1152x896", "40", "2", "3.60"),
-        (SDXL, "1024x1024", "50", "1", "2"),
-        (SDXL, "1024x1024", "37", "2", None),  # off the fixed price table: the formula
+        (SDXL, "1024x1024", "30", "4", "3.60"),  # 0.9 an image up to 30 steps
+        (SDXL, "896x1152", "20", "3", "2.70"),  # fewer steps cost no less
+        (SDXL, "1152x896", "40", "2", "2.40"),  # above 30 steps, in proportion: 0.9 x 40/30
+        (SDXL, "1024x1024", "50", "1", "1.50"),
+        (SDXL, "1024x1024", "37", "2", "2.22"),
         (SD16, "512x512", "30", "3", None),
         (SD16, "1024x768", "45", "2", None),
         (SD16, "320x320", "20", "1", None),  # under 512x512, priced as 512x512
@@ -114,8 +115,8 @@ def test_a_filtered_job_spends_nothing_though_its_estimate_was_the_price(authed_
 
 def test_the_create_page_shows_the_estimate_for_its_initial_values(authed_client):
     html = authed_client.get(reverse("generations:create")).content.decode()
-    # The default engine is SDXL at 30 steps, four images of 1.6 credits.
-    assert "≈ 6.40 credits</data> (4 × 1.60)" in html
+    # The default engine (with the sandbox) is SDXL at 30 steps, four images of 0.9 credits.
+    assert "≈ 3.60 credits</data> (4 × 0.90)" in html
     assert f'hx-get="{reverse("generations:estimate")}"' in html
 
 
@@ -148,13 +149,13 @@ def test_the_estimate_says_what_is_left_of_the_allowance_and_when_a_job_would_pa
     bob = join(team)
     Membership.objects.filter(team=team, user=bob).update(monthly_allowance=Decimal("5"))
     client = client_for(bob)
-    generate(client, engine=SDXL, size="1024x1024", samples="1")  # 1.6 credits
+    generate(client, engine=SDXL, size="1024x1024", samples="1")  # 0.9 credits
     within = client.get(reverse("generations:estimate"), {**FORM, "samples": "1"}).content.decode()
-    assert "3.40 of 5 credits left this month" in within
-    over = client.get(
-        reverse("generations:estimate"), {**FORM, "engine": SDXL, "size": "1024x1024", "samples": "4"}
+    assert "4.10 of 5 credits left this month" in within
+    over = client.get(  # five SDXL images: 4.50 credits
+        reverse("generations:estimate"), {**FORM, "engine": SDXL, "size": "1024x1024", "samples": "5"}
     ).content.decode()
-    assert "more than the 3.40 of 5 credits you have left this month" in over
+    assert "more than the 4.10 of 5 credits you have left this month" in over
 
 
 def test_a_viewer_who_cannot_generate_gets_no_estimate():
@@ -178,9 +179,9 @@ def test_in_the_browser_the_estimate_follows_the_form_and_then_rests(page, live_
     page.get_by_label("Password").fill("a-long-passphrase-42")
     page.get_by_role("button", name="Sign in").click()
     shown = page.locator("#estimate")
-    expect(shown).to_have_text("≈ 6.40 credits (4 × 1.60)")
+    expect(shown).to_have_text("≈ 3.60 credits (4 × 0.90)")
     page.get_by_label("Number of images").fill("2")
-    expect(shown).to_have_text("≈ 3.20 credits (2 × 1.60)")
+    expect(shown).to_have_text("≈ 1.80 credits (2 × 0.90)")
     # A new engine brings its own sizes: the estimate is for the size the field then shows.
     page.get_by_label("Engine", exact=True).select_option(SD16)
     expect(page.get_by_label("Size")).to_have_value("512x512")
