@@ -8,9 +8,10 @@ official OpenAPI file; where those leave a point open, the choice is written nex
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
+
+from generations.stability.prices import PRICES, SDXL_PRICE_STEPS
 
 API_PATH = "/v1"
 MAX_PROMPTS = 10  # not published; a bound so a form cannot send thousands
@@ -257,12 +258,6 @@ def engine_spec(engine_id: str) -> EngineSpec | None:
 # --- prices (notes §6), in credits -------------------------------------------------------------------
 
 CREDIT_QUANTUM = Decimal("0.000001")
-# SDXL (1.0, and 0.9 with it: no price of its own is published) as the v1 document on the platform site
-# prices it today (v2beta notes §10, source S2; the notes' state of 2026-09-22): 0.9 credits up to 30
-# steps, in proportion to the steps above. The 2023 table (1.6 at 30 steps) is gone.
-SDXL_PRICES_AS_OF = date(2026, 9, 22)
-SDXL_PRICE = Decimal("0.9")
-SDXL_PRICE_STEPS = 30
 
 
 def _credits(value: float) -> Decimal:
@@ -275,7 +270,7 @@ def price_per_image(engine_id: str, *, steps: int = 30, width: int = 512, height
     pixels = width * height
     match spec.pricing:
         case Pricing.SDXL:
-            price = SDXL_PRICE * max(steps, SDXL_PRICE_STEPS) / SDXL_PRICE_STEPS
+            price = PRICES["v1/sdxl"] * max(steps, SDXL_PRICE_STEPS) / SDXL_PRICE_STEPS  # prices.py
             return price.quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
         case Pricing.PIXELS | Pricing.PIXELS_FLOORED:
             if spec.pricing is Pricing.PIXELS_FLOORED:

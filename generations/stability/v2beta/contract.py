@@ -14,6 +14,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from generations.stability.prices import price_of
 from generations.stability.v2beta.fields import (
     ASPECT_RATIO,
     GENERAL,
@@ -40,7 +41,6 @@ from generations.stability.v2beta.fields import (
     side,
     text,
 )
-from generations.stability.v2beta.prices import price_of
 
 API_PREFIX = "/v2beta/stable-image"
 RESULTS_PATH = "/v2beta/results"

@@ -1,5 +1,7 @@
-"""Stable Image prices: one dated table, credits per successful result (notes §7; 1 credit = US$0.01).
-Nothing is charged for a refused or failed request, nor for a filtered image (the sandbox's choice)."""
+"""Stability's prices, both APIs: one dated table, credits per successful result (1 credit = US$0.01).
+Stable Image from the v2beta notes §7; v1 SDXL from §10 (source S2). Nothing is charged for a refused or
+failed request, nor for a filtered image (the sandbox's choice). v1's retired engines (SD 1.6, 2.1, the
+upscalers) keep their 2023 formulas in contract.py: no current document prices them."""
 
 from datetime import date
 from decimal import Decimal
@@ -26,7 +28,11 @@ PRICES: dict[str, Decimal] = {
     "control/structure": Decimal("5"),
     "control/style": Decimal("5"),
     "control/style-transfer": Decimal("8"),
+    # v1 SDXL (1.0, and 0.9 with it: no price of its own is published): this up to SDXL_PRICE_STEPS steps,
+    # in proportion to the steps above. The 2023 table (1.6 at 30 steps) is gone.
+    "v1/sdxl": Decimal("0.9"),
 }
+SDXL_PRICE_STEPS = 30
 CREDIT_QUANTUM = Decimal("0.000001")
 
 
