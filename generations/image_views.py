@@ -1,4 +1,5 @@
-"""An image's page and what can be done from it: variations, re-run, upscale, download."""
+"""An image's page and what can be done from it: variations, re-run, upscale, download, and the list of
+Stable Image tools (their pages are generations/tool_views.py)."""
 
 from uuid import UUID
 
@@ -20,9 +21,15 @@ from generations.forms import UpscaleForm
 from generations.labels import size_label
 from generations.models import Favourite, GalleryImage, GenerationJob
 from generations.stability.contract import RuleViolation
+from generations.stable_image import CONTROL, EDIT, TOOLS, UPSCALE
+from generations.tool_forms import source_plan
+
+TOOL_GROUPS = ((UPSCALE, "Upscale"), (EDIT, "Edit"), (CONTROL, "Control"))
+# PNG colour types with an alpha channel (grey + alpha, RGBA): byte 25 of the file, in its IHDR chunk.
+PNG_ALPHA_TYPES = (4, 6)
 
 
-def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.VIEW) -> GalleryImage:
+def team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.VIEW) -> GalleryImage:
     """An image of one of the user's teams (else 404) on which their role there allows `action` (else 403)."""
     image = get_object_or_404(
         GalleryImage.objects.visible_to(request.user).select_related(
@@ -37,7 +44,7 @@ def _team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.
 @login_required
 @require_GET
 def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
-    image = _team_image(request, image_id)
+    image = team_image(request, image_id)
     team_images = GalleryImage.objects.for_team(image.team).live()
     membership = membership_of(request, image.team)
     image.is_favourite = Favourite.objects.filter(user=request.user, image=image).exists()  # type: ignore[attr-defined]
@@ -52,8 +59,44 @@ def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
         "newer": team_images.after(image.created_at, image.pk).first(),
         "older": team_images.newest_first().before(image.created_at, image.pk).first(),
         "upscale_form": UpscaleForm(image=image, engines=upscaler_choices(image.team)),
+        "tool_groups": _tool_groups(image) if membership.can(Action.GENERATE) else [],
+        "transparent": shows_transparency(image),
     }
     return render(request, "generations/image_detail.html", context)
+
+
+def _tool_groups(image: GalleryImage) -> list[tuple[str, list[dict[str, object]]]]:
+    """Each group's tools, with the page to use one on this image, its price and, when the image can't be
+    used with it (too small, or a shape it refuses), why."""
+    groups = []
+    for group, title in TOOL_GROUPS:
+        entries = []
+        for tool in TOOLS.values():
+            if tool.group != group:
+                continue
+            plan = source_plan(tool, image.width, image.height)
+            entries.append(
+                {
+                    "tool": tool,
+                    "url": reverse("generations:image-tool", args=[image.pk, tool.slug]),
+                    "price": tool.operation.price(),
+                    "reason": plan.reason,
+                }
+            )
+        groups.append((title, entries))
+    return groups
+
+
+def shows_transparency(image: GalleryImage) -> bool:
+    """A background removed, or any PNG with an alpha channel: shown over a checkerboard."""
+    if image.job.operation == "edit/remove-background":
+        return True
+    try:
+        with image.image.open("rb") as file:
+            header = file.read(26)
+    except OSError:
+        return False
+    return header[:8] == b"\x89PNG\r\n\x1a\n" and len(header) == 26 and header[25] in PNG_ALPHA_TYPES
 
 
 def _started(request: AuthedRequest, job: GenerationJob) -> HttpResponse:
@@ -69,7 +112,7 @@ def _refused(request: AuthedRequest, image: GalleryImage, message: str) -> HttpR
 @login_required
 @require_POST
 def image_variations(request: AuthedRequest, image_id: UUID) -> HttpResponse:
-    image = _team_image(request, image_id, Action.GENERATE)
+    image = team_image(request, image_id, Action.GENERATE)
     try:
         job = services.image_variations(
             image=image, user=request.user, default_engine=settings.STABILITY_DEFAULT_ENGINE
@@ -84,7 +127,7 @@ def image_variations(request: AuthedRequest, image_id: UUID) -> HttpResponse:
 @login_required
 @require_POST
 def image_rerun(request: AuthedRequest, image_id: UUID) -> HttpResponse:
-    image = _team_image(request, image_id, Action.GENERATE)
+    image = team_image(request, image_id, Action.GENERATE)
     try:
         job = services.image_rerun(image=image, user=request.user)
     except RuleViolation as exc:
@@ -97,7 +140,7 @@ def image_rerun(request: AuthedRequest, image_id: UUID) -> HttpResponse:
 @login_required
 @require_POST
 def image_upscale(request: AuthedRequest, image_id: UUID) -> HttpResponse:
-    image = _team_image(request, image_id, Action.GENERATE)
+    image = team_image(request, image_id, Action.GENERATE)
     form = UpscaleForm(request.POST, image=image, engines=upscaler_choices(image.team))
     if not form.is_valid():
         return _refused(
@@ -118,7 +161,7 @@ def image_upscale(request: AuthedRequest, image_id: UUID) -> HttpResponse:
 @login_required
 @require_GET
 def image_download(request: AuthedRequest, image_id: UUID) -> FileResponse:
-    image = _team_image(request, image_id, Action.DOWNLOAD)
+    image = team_image(request, image_id, Action.DOWNLOAD)
     return FileResponse(image.image.open("rb"), as_attachment=True, filename=image.download_name)
 
 

@@ -148,6 +148,7 @@ def stable_image_job_create(
     relation: str = "",
     upload: Upload | None = None,
     prompt: str = "",
+    resized_from: str = "",
 ) -> GenerationJob:
     """A queued Stable Image job: `values` are the operation's fields as the person chose them (no image,
     seed or output format), `images` the files it sends by field name. Checked against the contract first
@@ -179,6 +180,7 @@ def stable_image_job_create(
         parent=parent,
         relation=relation,
         upload=upload,
+        resized_from=resized_from,
     )
     source = images.get(next(iter(stable_image.columns_of(operation_id))))
     if kind == GenerationJob.Kind.UPSCALE and source is not None:
@@ -222,6 +224,7 @@ def stable_image_job_again(
         relation=relation,
         upload=job.upload,
         prompt=job.prompt,
+        resized_from=job.resized_from,
     )
 
 

@@ -8,6 +8,7 @@ from generations import (
     library_views,
     media_views,
     share_views,
+    tool_views,
     views,
 )
 
@@ -21,6 +22,7 @@ urlpatterns = [
     *estimate_views.urlpatterns,
     *job_views.urlpatterns,
     *image_views.urlpatterns,
+    *tool_views.urlpatterns,
     *media_views.urlpatterns,
     *import_views.urlpatterns,
     *library_views.urlpatterns,

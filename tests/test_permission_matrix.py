@@ -131,6 +131,8 @@ CASES: dict[str, Case] = {
     "generations:image-variations": Case("POST", image_id, MAKERS),
     "generations:image-rerun": Case("POST", image_id, MAKERS),
     "generations:image-upscale": Case("POST", image_id, MAKERS),
+    # A Stable Image tool's page is the start of a job: only those who may make jobs see it.
+    "generations:image-tool": Case("GET", lambda w: [w.image.pk, "outpaint"], MAKERS),
     "generations:image-shares": Case("GET", image_id),
     "generations:share-revoke": Case(
         "POST", lambda w: [w.share.pk], team_scoped(("owner", "admin", "member"))
