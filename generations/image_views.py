@@ -1,6 +1,7 @@
 """An image's page and what can be done from it: variations, re-run, upscale, download, and the list of
 Stable Image tools (their pages are generations/tool_views.py)."""
 
+from decimal import Decimal
 from uuid import UUID
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from generations import services
 from generations.engines import upscaler_choices
 from generations.forms import UpscaleForm
 from generations.labels import size_label
-from generations.models import Favourite, GalleryImage, GenerationJob
+from generations.models import ApiRequest, Favourite, GalleryImage, GenerationJob
 from generations.stability.contract import RuleViolation
 from generations.stable_image import CONTROL, EDIT, TOOLS, UPSCALE
 from generations.tool_forms import source_plan
@@ -41,6 +42,19 @@ def team_image(request: AuthedRequest, image_id: UUID, action: Action = Action.V
     return image
 
 
+def image_cost(image: GalleryImage) -> Decimal:
+    """What this picture was charged, as recorded when it came back (a price changed since does not
+    change it); for jobs older than those records, its share of what the job spent."""
+    charged = ApiRequest.objects.filter(
+        job_id=image.job_id, index=image.index, outcome=ApiRequest.Outcome.CHARGED
+    )
+    recorded = charged.values_list("credits", flat=True).first()
+    if recorded is not None:
+        return recorded
+    paid = image.job.images.filter(finish_reason="SUCCESS").count()
+    return image.job.credits_spent / paid if paid else Decimal(0)
+
+
 @login_required
 @require_GET
 def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
@@ -53,6 +67,7 @@ def image_detail(request: AuthedRequest, image_id: UUID) -> HttpResponse:
         "membership": membership,
         "can_edit": membership.can(Action.GENERATE),
         "job": image.job,
+        "image_cost": image_cost(image),
         "size_label": size_label((image.width, image.height)),
         "ancestors": image.ancestors(),
         "descendants": list(image.descendants()),

@@ -150,3 +150,60 @@ def style_choices() -> list[tuple[str, str]]:
 
 def clip_guidance_choices() -> list[tuple[str, str]]:
     return [(value, clip_guidance_label(value)) for value in CLIP_GUIDANCE_PRESETS]
+
+
+# --- Stable Image fields -----------------------------------------------------------------------------
+
+# Plain words for the contract's field names; a name not here is shown as it is written, capitalised.
+FIELD_LABELS = {
+    "prompt": "Prompt",
+    "negative_prompt": "Negative prompt (what to avoid)",
+    "search_prompt": "What to replace",
+    "select_prompt": "What to recolour",
+    "creativity": "Creativity",
+    "grow_mask": "Grow the mask by (pixels)",
+    "left": "Left",
+    "right": "Right",
+    "up": "Up",
+    "down": "Down",
+    "control_strength": "How closely to follow the image",
+    "fidelity": "How closely to follow the style",
+    "aspect_ratio": "Aspect ratio",
+    "style_preset": "Style",
+    "seed": "Seed",
+    "background_prompt": "New background",
+    "foreground_prompt": "The subject",
+    "preserve_original_subject": "Keep the subject as it is",
+    "original_background_depth": "Keep the original background's depth",
+    "keep_original_background": "Keep the original background",
+    "light_source_direction": "Light comes from",
+    "light_source_strength": "Light strength",
+    "style_strength": "Style strength",
+    "composition_fidelity": "Keep the composition",
+    "change_strength": "How much may change",
+    "style_image": "Style image",
+    "background_reference": "Background image",
+    "mask": "Area to change",
+}
+
+
+def field_label(name: str) -> str:
+    """A Stable Image field as a person reads it ("grow_mask" → "Grow the mask by (pixels)")."""
+    return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
+
+
+# Options a Stable Image job's settings list leaves out: shown elsewhere (prompts) or Studio's own choice.
+NOT_LISTED = ("prompt", "negative_prompt", "model", "mode", "output_format")
+
+
+def stable_image_settings(options: dict[str, object]) -> list[tuple[str, str]]:
+    """What a Stable Image job chose beyond its prompts, as (label, value) for its page."""
+    rows = []
+    for name, value in options.items():
+        if name in NOT_LISTED:
+            continue
+        shown = style_label(str(value)) if name == "style_preset" else str(value)
+        if isinstance(value, bool):
+            shown = "Yes" if value else "No"
+        rows.append((field_label(name), shown))
+    return rows

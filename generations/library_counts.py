@@ -36,7 +36,7 @@ from generations.library_search import (
     filters_q,
 )
 from generations.models import Collection, CollectionItem, Favourite, GalleryImage, GalleryTally
-from generations.stability.contract import ENGINES
+from generations.labels import engine_name
 
 # Filters only the images themselves can answer.
 NEEDS_IMAGES = ("text", "since", "until")
@@ -586,8 +586,7 @@ def _label(name: str, value: str, creators: dict[str, str]) -> str:
         case "creator":
             return creators.get(value, "Someone else")
         case "engine":
-            spec = ENGINES.get(value)
-            return spec.name if spec else value
+            return engine_name(value)
         case "style":
             return "No style" if value == NO_STYLE else value.replace("-", " ").capitalize()
         case "kind":

@@ -25,6 +25,8 @@ MANIFEST_FIELDS = [
     "steps",
     "cfg_scale",
     "sampler",
+    "operation",
+    "options",
     "style_preset",
     "clip_guidance_preset",
     "init_image_mode",
@@ -80,9 +82,12 @@ def manifest_entry(image: GalleryImage) -> dict[str, Any]:
         "seed": image.seed,
         "width": image.width,
         "height": image.height,
-        "steps": job.steps,
-        "cfg_scale": job.cfg_scale,
-        "sampler": job.sampler,
+        # A Stable Image job sends no steps or sampler: its choices are its `options` (below).
+        "steps": None if job.is_stable_image else job.steps,
+        "cfg_scale": job.options.get("cfg_scale") if job.is_stable_image else job.cfg_scale,
+        "sampler": None if job.is_stable_image else job.sampler,
+        "operation": job.operation or None,
+        "options": job.options or None,
         "style_preset": job.style_preset,
         "clip_guidance_preset": job.clip_guidance_preset,
         "init_image_mode": job.init_image_mode,
@@ -111,7 +116,11 @@ def _rows(images: GalleryImageQuerySet) -> Iterator[GalleryImage]:
 
 def _csv_line(entry: dict[str, Any]) -> bytes:
     buffer = io.StringIO()
-    row = {**entry, "text_prompts": json.dumps(entry["text_prompts"], ensure_ascii=False)}
+    row = {
+        **entry,
+        "text_prompts": json.dumps(entry["text_prompts"], ensure_ascii=False),
+        "options": json.dumps(entry["options"], ensure_ascii=False) if entry["options"] else None,
+    }
     csv.DictWriter(buffer, MANIFEST_FIELDS).writerow(
         {key: "" if value is None else value for key, value in row.items()}
     )

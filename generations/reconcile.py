@@ -22,7 +22,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from generations import queueing, running
-from generations.models import MAX_ATTEMPTS, GenerationJob
+from generations.models import MAX_ATTEMPTS, ApiRequest, GenerationJob
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,11 @@ def _job_reconcile(job: GenerationJob, still_overdue: Q) -> str:
         return ""
     from generations.tasks import job_run_task  # the task module imports this one
 
-    job_run_task.delay(str(job.pk))
+    # A queued job waiting for its asynchronous result, whose message was lost, carries on as the same
+    # attempt: losing a message costs it no attempt. (A silent running job gets a new attempt, which fences
+    # its old run out.)
+    submitted = job.api_requests.filter(outcome=ApiRequest.Outcome.PENDING).exclude(generation_id="")
+    waits_for_result = job.status == GenerationJob.Status.QUEUED and submitted.exists()
+    job_run_task.delay(str(job.pk), resume_attempt=job.attempts if waits_for_result else None)
     logger.info("job %s re-queued (it was %s with no sign of life)", job.pk, job.status)
     return "requeued"

@@ -30,6 +30,7 @@ from generations.metadata import png_with_metadata
 from generations.models import MAX_ATTEMPTS, ApiRequest, GalleryImage, GenerationJob, JobRequest
 from generations.stability.client import StabilityClient
 from generations.stability.contract import SEED_RANGE
+from generations.stability.contract import RuleViolation as V1RuleViolation
 from generations.stability.limiter import KeyPaused, paused_for
 from generations.stability.types import (
     Artifact,
@@ -41,6 +42,7 @@ from generations.stability.types import (
     UpscaleRequest,
 )
 from generations.stability.v2beta.client import StableImageClient
+from generations.stability.v2beta.fields import SEED_RANGE as STABLE_IMAGE_SEED_RANGE
 from generations.stability.v2beta.types import InProgress
 
 logger = logging.getLogger(__name__)
@@ -84,18 +86,21 @@ class JobWaits(Exception):
 # httpx failures that mean the request never left this machine, so nothing can have been charged.
 NOT_SENT = {"ConnectError", "ConnectTimeout", "PoolTimeout"}
 NO_ANSWER = "No answer: the worker sending it stopped before the API answered."
+NOT_FETCHED = "Charged when the API accepted it; the job ended before its result was fetched."
 INTERNAL_ERROR_MESSAGE = (
     "Studio stopped this job after an internal error (logged for the operator). Try again."
 )
 SEED_MAX = SEED_RANGE[1]
+STABLE_IMAGE_SEED_MAX = STABLE_IMAGE_SEED_RANGE[1]  # one less than v1's
 
 
-def image_seeds(seed: int, samples: int) -> list[int]:
+def image_seeds(seed: int, samples: int, *, seed_max: int = SEED_MAX) -> list[int]:
     """The seed of each image, numbered as the API numbers them: seed 0 picks random ones, seed s gives
-    s, s+1, … Chosen when the job is made, so that a retry asks for the same pictures."""
+    s, s+1, … up to `seed_max` (the API's), then 1, … Chosen when the job is made, so that a retry asks
+    for the same pictures."""
     if not seed:
-        return [secrets.randbelow(SEED_MAX) + 1 for _ in range(samples)]
-    return [(seed + i - 1) % SEED_MAX + 1 for i in range(samples)]
+        return [secrets.randbelow(seed_max) + 1 for _ in range(samples)]
+    return [(seed + i - 1) % seed_max + 1 for i in range(samples)]
 
 
 def job_claim(
@@ -114,7 +119,9 @@ def job_claim(
         ).update(status=GenerationJob.Status.RUNNING, progress_at=now)
         if resumed:
             return GenerationJob.objects.select_related("team").get(pk=job_id)
-    claimable = Q(status=GenerationJob.Status.QUEUED)
+    # A queued job waiting out a lock-out or its asynchronous result is not due until its time: a stray or
+    # repeated message must not run it early (that would spend an attempt, and ask too soon).
+    claimable = Q(status=GenerationJob.Status.QUEUED) & queueing.due()
     if recovering:
         claimable |= Q(status=GenerationJob.Status.RUNNING)
     with transaction.atomic():
@@ -309,7 +316,10 @@ def stable_image_client(client: StabilityClient) -> StableImageClient:
 
 
 def _image_seed(job: GenerationJob, index: int) -> int:
-    return job.seeds[index] if index < len(job.seeds) else image_seeds(job.seed, index + 1)[index]
+    if index < len(job.seeds):
+        return job.seeds[index]
+    seed_max = STABLE_IMAGE_SEED_MAX if job.is_stable_image else SEED_MAX
+    return image_seeds(job.seed, index + 1, seed_max=seed_max)[index]
 
 
 def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageClient, index: int) -> None:
@@ -321,6 +331,11 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
     record = submitted.order_by("-pk").first()
     if record is None:
         seed = _image_seed(job, index)
+        try:
+            request = job.to_stable_image_request(seed=seed)
+            request.validate()  # checked before it is recorded: a request never sent costs nothing
+        except V1RuleViolation as exc:
+            raise PermanentError(f"Studio did not send it: the API would refuse {exc}.") from exc
         record = ApiRequest.objects.create(job=job, index=index, attempt=attempt, seed=seed)
     if not connection.in_atomic_block:
         connection.close()
@@ -331,7 +346,6 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
                 raise ResultPending(settings.STABILITY_RESULT_POLL_SECONDS)
             result = outcome
         else:
-            request = job.to_stable_image_request(seed=record.seed)
             if request.operation.asynchronous:
                 generation = client.submit(request)  # type: ignore[arg-type]
                 ApiRequest.objects.filter(pk=record.pk).update(
@@ -342,8 +356,18 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
     except ResultPending:
         raise
     except KeyPaused as exc:
-        if exc.status is None and not record.generation_id:
-            record.delete()
+        if record.generation_id:
+            raise  # submitted: its result is asked for again once the key may send
+        if exc.status is None:
+            record.delete()  # it waits its turn: nothing was sent
+        else:
+            _request_settle(
+                record,
+                ApiRequest.Outcome.NOT_CHARGED,
+                credits=Decimal(0),
+                status_code=exc.status,
+                error=exc.message,
+            )
         raise
     except StabilityError as exc:
         # An accepted asynchronous request was charged when it was submitted, whatever its result does.
@@ -429,11 +453,13 @@ def _requests_settle_dead(job: GenerationJob, *, before: int | None = None) -> N
     if before is not None:
         # A submitted asynchronous request is not lost with its run: the next one fetches its result.
         pending = pending.filter(attempt__lt=before, generation_id="")
+    now = timezone.now()
+    # A submitted asynchronous request was charged when the platform accepted it.
+    pending.exclude(generation_id="").update(
+        outcome=ApiRequest.Outcome.CHARGED, credits=job.price_per_image, error=NOT_FETCHED, finished_at=now
+    )
     pending.update(
-        outcome=ApiRequest.Outcome.UNKNOWN,
-        credits=job.price_per_image,
-        error=NO_ANSWER,
-        finished_at=timezone.now(),
+        outcome=ApiRequest.Outcome.UNKNOWN, credits=job.price_per_image, error=NO_ANSWER, finished_at=now
     )
 
 
@@ -538,14 +564,15 @@ def job_finish(
         guard &= only
     with transaction.atomic():
         job.refresh_from_db(fields=["attempts"])  # the message says whether it ever started
-        charged = ApiRequest.objects.filter(job=job, outcome=ApiRequest.Outcome.CHARGED)
-        spent = charged.aggregate(total=Sum("credits"))["total"] or Decimal(0)
         message = _finish_message(job, status, reason, kept=job.images.count())
         ended = GenerationJob.objects.filter(guard).update(
-            status=status, error_message=message, finished_at=timezone.now(), credits_spent=spent
+            status=status, error_message=message, finished_at=timezone.now()
         )
         if ended:
-            _requests_settle_dead(job)
+            _requests_settle_dead(job)  # first: a submitted request it settles was charged
+            charged = ApiRequest.objects.filter(job=job, outcome=ApiRequest.Outcome.CHARGED)
+            spent = charged.aggregate(total=Sum("credits"))["total"] or Decimal(0)
+            GenerationJob.objects.filter(pk=job.pk).update(credits_spent=spent)
     if ended:
         try:
             team_balance_forget(job.team)

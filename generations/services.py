@@ -22,7 +22,7 @@ from generations import stable_image
 from generations.engines import upscale_factor, upscale_output
 from generations.imaging import fit_to_engine, png_size
 from generations.models import GalleryImage, GenerationJob, JobRequest, Upload, read_file
-from generations.running import delete_files, image_seeds, job_fail, job_finish
+from generations.running import STABLE_IMAGE_SEED_MAX, delete_files, image_seeds, job_fail, job_finish
 from generations.stability.contract import ENGINES, Prompt
 from generations.stability.types import (
     ImageToImageRequest,
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 UNUSED_UPLOAD_LIFETIME = timedelta(days=1)
 VARIATION_SAMPLES = 4
 VARIATION_STRENGTH = 0.6  # close enough to read as the same picture, far enough to differ
+V1_VARIATION_ENGINE = "stable-diffusion-xl-1024-v1-0"  # the one v1 engine the platform still serves
 
 
 @transaction.atomic
@@ -185,7 +186,7 @@ def stable_image_job_create(
     source = images.get(next(iter(stable_image.columns_of(operation_id))))
     if kind == GenerationJob.Kind.UPSCALE and source is not None:
         job.upscale_factor = max(1, round(width / png_size(source)[0]))
-    job.seeds = image_seeds(seed, samples)
+    job.seeds = image_seeds(seed, samples, seed_max=STABLE_IMAGE_SEED_MAX)
     job.credits_estimated = job.price_per_image * samples
     allowance_check(team=team, user=user, cost=job.credits_estimated)
     sources = _input_sources(upload=upload, parent=parent)
@@ -317,21 +318,30 @@ def _request_fields(engine_id: str, request: JobRequest) -> dict[str, object]:
     }
 
 
-def _variation_engine(image: GalleryImage, default_engine: str) -> str:
-    """The engine that drew the image; for an upscale, the one that drew its source."""
+def _drawn_by(image: GalleryImage) -> GenerationJob:
+    """The job that drew the picture; for a v1 upscale, the one that drew its source."""
     job = image.job
-    if job.kind == GenerationJob.Kind.UPSCALE and job.parent is not None:
-        job = job.parent.job
-    spec = ENGINES.get(job.engine_id)
-    return job.engine_id if spec is None or spec.generates else default_engine
+    if job.kind == GenerationJob.Kind.UPSCALE and not job.is_stable_image and job.parent is not None:
+        return job.parent.job
+    return job
+
+
+def _variation_engine(drawn_by: GenerationJob, default_engine: str) -> str:
+    """The v1 engine that drew the picture, else the default one (a v1 engine: SDXL 1.0 when the default
+    is a Stable Image model)."""
+    spec = ENGINES.get(drawn_by.engine_id)
+    if spec is not None and spec.generates:
+        return drawn_by.engine_id
+    return default_engine if default_engine in ENGINES else V1_VARIATION_ENGINE
 
 
 def image_variations(*, image: GalleryImage, user: User, default_engine: str) -> GenerationJob:
-    """Image-to-image from the image, with its prompts and settings and new seeds."""
-    job = image.job
-    if job.is_stable_image:
-        return stable_image_variations(image=image, user=user)
-    engine_id = _variation_engine(image, default_engine)
+    """Image-to-image from the image, with its prompts and settings and new seeds: on the Stable Image
+    model that drew it (stable_image_variations), else on its v1 engine."""
+    job, drawn_by = image.job, _drawn_by(image)
+    if drawn_by.is_stable_image:
+        return stable_image_variations(image=image, user=user, drawn_by=drawn_by)
+    engine_id = _variation_engine(drawn_by, default_engine)
     init, resized_from = fit_to_engine(read_file(image.image), engine_id)
     prompts = job.prompts or (Prompt(job.prompt),)
     request = ImageToImageRequest(
@@ -357,10 +367,10 @@ def image_variations(*, image: GalleryImage, user: User, default_engine: str) ->
     )
 
 
-def stable_image_variations(*, image: GalleryImage, user: User) -> GenerationJob:
-    """Image-to-image from a Stable Image picture on its own model when that model takes an image (Ultra,
-    SD 3.5), else on stable_image.VARIATION_MODEL (Core and the tools take none), with its prompt."""
-    job = image.job
+def stable_image_variations(*, image: GalleryImage, user: User, drawn_by: GenerationJob) -> GenerationJob:
+    """Image-to-image from a Stable Image picture on the model that drew it when that model takes an image
+    (Ultra, SD 3.5), else on stable_image.VARIATION_MODEL (Core and the tools take none), with its prompt."""
+    job = drawn_by
     model = stable_image.variation_model(job.engine_id)
     values: dict[str, Any] = {
         "prompt": job.prompt,
@@ -373,7 +383,7 @@ def stable_image_variations(*, image: GalleryImage, user: User) -> GenerationJob
         if model.takes(name) and job.options.get(name) not in (None, ""):
             values[name] = job.options[name]
     return stable_image_job_create(
-        team=job.team,
+        team=image.team,
         user=user,
         operation_id=model.operation.id,
         engine_id=model.id,

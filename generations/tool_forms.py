@@ -18,42 +18,12 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 from PIL import Image
 
-from generations.labels import TIMES, style_label
+from generations.labels import TIMES, field_label, style_label
 from generations.stability.v2beta.fields import ANY_SIZE, Field, Kind, RuleViolation
 from generations.stable_image import OUTPUT_FORMAT, Tool
 from generations.uploads import UploadRejected, clean_mask, clean_upload
 
-# Plain words for the contract's field names; a name not here is shown as it is written, capitalised.
-LABELS = {
-    "prompt": "Prompt",
-    "negative_prompt": "Negative prompt (what to avoid)",
-    "search_prompt": "What to replace",
-    "select_prompt": "What to recolour",
-    "creativity": "Creativity",
-    "grow_mask": "Grow the mask by (pixels)",
-    "left": "Left",
-    "right": "Right",
-    "up": "Up",
-    "down": "Down",
-    "control_strength": "How closely to follow the image",
-    "fidelity": "How closely to follow the style",
-    "aspect_ratio": "Aspect ratio",
-    "style_preset": "Style",
-    "seed": "Seed",
-    "background_prompt": "New background",
-    "foreground_prompt": "The subject",
-    "preserve_original_subject": "Keep the subject as it is",
-    "original_background_depth": "Keep the original background's depth",
-    "keep_original_background": "Keep the original background",
-    "light_source_direction": "Light comes from",
-    "light_source_strength": "Light strength",
-    "style_strength": "Style strength",
-    "composition_fidelity": "Keep the composition",
-    "change_strength": "How much may change",
-    "style_image": "Style image",
-    "background_reference": "Background image",
-    "mask": "Area to change",
-}
+label_of = field_label  # TEMPORARY: the create form's module imports this name (lead: remove)
 PROMPT_HELP = {
     "prompt": "What the result shows.",
     "search_prompt": "Name the thing to find, e.g. “the red ball”.",
@@ -68,10 +38,6 @@ MASK_MISSING = {
     "erase": "Paint over what should go first.",
     "inpaint": "Paint over the area to change first.",
 }
-
-
-def label_of(name: str) -> str:
-    return LABELS.get(name, name.replace("_", " ").capitalize())
 
 
 def size_text(size: tuple[int, int]) -> str:
@@ -174,7 +140,7 @@ def _number_attrs(field: Field, step: str) -> dict[str, Any]:
 
 
 def _form_field(field: Field, initial: Any) -> forms.Field:
-    label, help_text = label_of(field.name), PROMPT_HELP.get(field.name, "")
+    label, help_text = field_label(field.name), PROMPT_HELP.get(field.name, "")
     match field.kind:
         case Kind.TEXT:
             widget = forms.Textarea(attrs={"rows": 2}) if field.name.endswith("prompt") else forms.TextInput
@@ -234,7 +200,7 @@ class ToolForm(forms.Form):
         if not tool.mask:
             del self.fields["mask"]
         else:
-            self.fields["mask"].label = label_of("mask")
+            self.fields["mask"].label = field_label("mask")
         for field in tool.asks:
             initial = field.default
             if field.name == "prompt" and tool.group in PROMPT_FROM_SOURCE:
@@ -244,7 +210,7 @@ class ToolForm(forms.Form):
             reference = tool.operation.field(tool.reference)
             self.fields[tool.reference] = forms.FileField(
                 required=False,
-                label=label_of(tool.reference) + ("" if reference.required else " (optional)"),
+                label=field_label(tool.reference) + ("" if reference.required else " (optional)"),
                 help_text="A PNG, JPEG or WebP image.",
                 widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
             )
@@ -337,7 +303,7 @@ class ToolForm(forms.Form):
         if not name or not isinstance(file, UploadedFile):
             return
         try:
-            images[name] = clean_upload(file, what=label_of(name).lower()).png
+            images[name] = clean_upload(file, what=field_label(name).lower()).png
         except UploadRejected as exc:
             self.add_error(name, exc.message)
 
@@ -364,11 +330,11 @@ class ToolForm(forms.Form):
             self.add_error("left", "Grow at least one side: give it more than 0 pixels.")
         elif field in self.fields:
             if violation.rule == "required":
-                message = f"Fill in {label_of(field).lower()}."
+                message = f"Fill in {field_label(field).lower()}."
             else:
-                message = f"{label_of(field)} {violation.rule}."
+                message = f"{field_label(field)} {violation.rule}."
             self.add_error(field, message)
         elif field == self.tool.source:
             self.add_error(None, f"This image can't be sent: {violation.rule}.")
         else:
-            self.add_error(None, f"{label_of(field)}: {violation.rule}.")
+            self.add_error(None, f"{field_label(field)}: {violation.rule}.")

@@ -102,7 +102,11 @@ def _error_text(response: httpx.Response) -> str:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return response.text
-    return str(body.get("message", "")) if isinstance(body, dict) else ""
+    if not isinstance(body, dict):
+        return ""
+    if isinstance(body.get("errors"), list):  # the Stable Image (v2beta) shape: {id, name, errors[]}
+        return "; ".join(str(error) for error in body["errors"])
+    return str(body.get("message", ""))
 
 
 def read_timeout_of(read_timeout: float | None) -> httpx.Timeout:

@@ -32,3 +32,8 @@ def style_label(style: str | None) -> str:
 @register.filter
 def clip_guidance_label(preset: str | None) -> str:
     return labels.clip_guidance_label(preset)
+
+
+@register.filter
+def stable_image_settings(options: dict[str, object] | None) -> list[tuple[str, str]]:
+    return labels.stable_image_settings(options or {})
