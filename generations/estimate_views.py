@@ -20,10 +20,11 @@ from accounts.policy import Action
 from accounts.services.spend import allowance_left
 from accounts.types import AuthedRequest
 from generations.engines import engine_choices
-from generations.forms import GenerateForm
+from generations.forms import CreateForm, GenerateForm
 from generations.models import GenerationJob
 from generations.stability.contract import Prompt
 from generations.stability.types import TextToImageRequest
+from generations.stable_image_forms import StableImageForm, create_form
 
 SIZE = re.compile(r"(\d{2,5})x(\d{2,5})")
 
@@ -42,10 +43,13 @@ class Estimate:
         return f"{self.credits:f}"
 
 
-def estimate_of(form: GenerateForm) -> Estimate | None:
+def estimate_of(form: CreateForm) -> Estimate | None:
     """The cost of the job the form would make, read from its values (submitted, or initial) without
     reading any file; None when the engine, size, steps or number of images would be refused. With an init
     image the size is the one the form shows: the engine's nearest to the image's."""
+    if isinstance(form, StableImageForm):
+        return _stable_image_estimate(form)
+    assert isinstance(form, GenerateForm)
     engine_id = form["engine"].value()
     if engine_id not in form.engine_ids:
         return None
@@ -71,7 +75,16 @@ def estimate_of(form: GenerateForm) -> Estimate | None:
     return Estimate(samples=job.samples, price_per_image=job.price_per_image)
 
 
-def estimate_context(form: GenerateForm, membership: Membership) -> dict[str, Any]:
+def _stable_image_estimate(form: StableImageForm) -> Estimate | None:
+    """A model's price is flat: the same for each image whatever its options (priced as the job is)."""
+    try:
+        samples = form.fields["samples"].clean(form["samples"].value())
+    except ValidationError:
+        return None
+    return Estimate(samples=samples, price_per_image=form.model.price)
+
+
+def estimate_context(form: CreateForm, membership: Membership) -> dict[str, Any]:
     return {"estimate": estimate_of(form), "allowance": allowance_left(membership=membership)}
 
 
@@ -80,7 +93,7 @@ def estimate_context(form: GenerateForm, membership: Membership) -> dict[str, An
 @current_team_can(Action.GENERATE)
 def estimate(request: AuthedRequest) -> HttpResponse:
     """The estimate beside Generate, asked for again whenever the form changes."""
-    form = GenerateForm(
+    form = create_form(
         request.GET,
         engines=engine_choices(request.team),
         default_engine=settings.STABILITY_DEFAULT_ENGINE,

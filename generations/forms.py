@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from functools import cached_property
 from typing import Any, cast
 from uuid import UUID
@@ -25,6 +26,7 @@ from generations.stability.contract import (
     RuleViolation,
 )
 from generations.stability.types import ImageToImageRequest, MaskingRequest, TextToImageRequest
+from generations.stable_image import MODELS
 from generations.uploads import EMPTY_MESSAGE, CleanImage, UploadRejected, clean_mask, clean_upload
 
 NEGATIVE_WEIGHT = -1.0
@@ -120,6 +122,21 @@ class InitPreview:
         return self.output != (self.width, self.height)
 
 
+def engine_field_choices(engines: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """The engine select: the Stable Image models with their flat price per image, then the v1 engines the
+    key can use (priced by size and steps, so the estimate beside Generate says what they cost)."""
+    models = [(model.id, f"{model.name} ({_credits(model.price)} an image)") for model in MODELS.values()]
+    v1 = [
+        (engine_id, name if labels.engine_name(engine_id) == engine_id else labels.engine_name(engine_id))
+        for engine_id, name in engines
+    ]
+    return [("Stable Image", models), ("Stable Diffusion (v1)", v1)]
+
+
+def _credits(price: Decimal) -> str:
+    return f"{price.normalize():f} credit{'' if price == 1 else 's'}"
+
+
 def _init_of(source: Upload | GalleryImage) -> InitImage:
     """An earlier upload or a gallery image as the init image, read from storage."""
     if isinstance(source, Upload):
@@ -129,7 +146,159 @@ def _init_of(source: Upload | GalleryImage) -> InitImage:
     return InitImage(read_file(source.image), source.width, source.height, False, parent=source)
 
 
-class GenerateForm(forms.Form):
+class CreateForm(forms.Form):
+    """What the create form's two kinds (v1 engines, Stable Image models) share: the init image (a new
+    file, an earlier upload or a gallery image), the folded Advanced part's summary, and the sentence
+    beside Generate when it is refused."""
+
+    # The fields in the order the page shows them, and the Advanced ones with their summary words.
+    page_order: tuple[str, ...] = ()
+    advanced: dict[str, str] = {}
+    is_stable_image = False
+
+    init_image = forms.FileField(
+        label="Init image",
+        required=False,
+        widget=forms.FileInput(attrs={"accept": ACCEPTED_TYPES}),
+        error_messages={"empty": EMPTY_MESSAGE},
+        help_text="PNG, JPEG or WebP, up to 10 MB (kept at 2048 px at most). The result takes its size.",
+    )
+    # Ids of an earlier upload or a gallery image; checked (as the team's) when the init image is read.
+    init_upload = forms.CharField(required=False, widget=forms.HiddenInput)
+    init_from = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    init: InitImage | None
+    resized_from: str = ""
+    team: Any
+    engine_ids: list[str]  # every engine or model the select offers
+
+    @property
+    def chosen_engine(self) -> str:
+        """The engine or model the form is drawn for."""
+        raise NotImplementedError
+
+    def _mark_advanced(self) -> None:
+        """Each Advanced field carries its summary words and initial value, for static/js/create.js."""
+        for name, summary in self.advanced.items():
+            if name not in self.fields:
+                continue
+            default = self.fields[name].initial
+            self.fields[name].widget.attrs.update(
+                {"data-summary": summary, "data-default": "" if default is None else str(default)}
+            )
+
+    @property
+    def advanced_summary(self) -> list[str]:
+        """Each Advanced value that is not its default, in a few words ("Seed 7", "2 more prompts"): what
+        the next job will take from the folded part of the form. static/js/create.js says the same as the
+        person edits, from the data-summary and data-default attributes."""
+        parts = []
+        for name, summary in self.advanced.items():
+            if name not in self.fields:
+                continue
+            value = str(self[name].value() or "").strip()
+            if _same_value(value, self.fields[name].widget.attrs["data-default"]):
+                continue
+            if name == "weighted_prompts":
+                count = sum(1 for line in value.splitlines() if line.strip())
+                one, many = summary.split("|")
+                parts.append(one if count == 1 else many.replace("{}", str(count)))
+                continue
+            field = self.fields[name]
+            if isinstance(field, forms.ChoiceField):
+                value = str(dict(field.choices).get(value, value))  # type: ignore[arg-type]
+            parts.append(summary.replace("{}", value))
+        return parts
+
+    @property
+    def advanced_errors(self) -> bool:
+        return self.is_bound and any(name in self.errors for name in self.advanced)
+
+    @property
+    def refusal(self) -> str:
+        """Why Generate was refused, in a sentence for the alert beside the button: the first field to fix
+        (in the order the page shows them) and how many more."""
+        if not self.is_bound or not self.errors:
+            return ""
+        if self.non_field_errors():
+            return " ".join(str(message) for message in self.non_field_errors())
+        fields = [name for name in self.page_order if name in self.errors]
+        fields += [name for name in self.errors if name not in fields]
+        first = fields[0]
+        label = self.fields[first].label or first.replace("_", " ").capitalize()
+        more = len(fields) - 1
+        rest = f" ({more} more field{'s' if more > 1 else ''} to fix.)" if more else ""
+        return f"Not generated. {label}: {' '.join(str(m) for m in self.errors[first])}{rest}"
+
+    def _hidden(self, name: str) -> str:
+        value = self.data.get(name, "") if self.is_bound else self.initial.get(name, "")
+        return str(value or "").strip()
+
+    def _lookup_upload(self, value: str) -> Upload | None:
+        if self.team is None or not _is_uuid(value):
+            return None
+        return Upload.objects.for_team(self.team).filter(pk=value).first()
+
+    def _lookup_image(self, value: str) -> GalleryImage | None:
+        if self.team is None or not _is_uuid(value):
+            return None
+        return GalleryImage.objects.for_team(self.team).filter(pk=value).first()
+
+    def clean_init_image(self) -> CleanImage | None:
+        file = self.cleaned_data.get("init_image")
+        if not file:
+            return None
+        try:
+            return clean_upload(file)
+        except UploadRejected as exc:
+            raise forms.ValidationError(exc.message) from exc
+
+    def _clean_init(self) -> InitImage | None:
+        """The init image from a new file, an earlier upload or a gallery image (in that order)."""
+        data = self.cleaned_data
+        if "init_image" in self.errors:
+            return None
+        if new := data.get("init_image"):
+            return InitImage(new.png, new.width, new.height, new.has_alpha, new_upload=new)
+        if upload_id := data.get("init_upload"):
+            upload = self._lookup_upload(str(upload_id))
+            if upload is None:
+                self.add_error("init_image", "That uploaded image is no longer available; choose it again.")
+                return None
+            return _init_of(upload)
+        if image_id := data.get("init_from"):
+            image = self._lookup_image(str(image_id))
+            if image is None:
+                self.add_error("init_image", "That gallery image is no longer available; choose another.")
+                return None
+            return _init_of(image)
+        return None
+
+    def keep_upload(self, upload: Upload) -> None:
+        """The new init image is stored now: the job, and the page if shown again, refer to it."""
+        assert self.init is not None
+        self.init = replace(self.init, upload=upload, new_upload=None)
+        self.__dict__.pop("init_preview", None)  # computed again from the stored upload
+
+    @property
+    def job_origin(self) -> dict[str, Any]:
+        """Where the job's init image came from, for its lineage (after is_valid)."""
+        if self.init is None:
+            return {}
+        return {
+            "upload": self.init.upload,
+            "parent": self.init.parent,
+            "relation": GenerationJob.Relation.INIT if self.init.parent else "",
+            "resized_from": self.resized_from,
+        }
+
+
+class GenerateForm(CreateForm):
+    """A v1 engine's form: pixel sizes, steps, sampler, weighted prompts, an init image and a mask."""
+
+    page_order = PAGE_ORDER
+    advanced = ADVANCED
+
     prompt = forms.CharField(
         widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "A lighthouse on a cliff at dawn, oil painting"}
@@ -163,16 +332,6 @@ class GenerateForm(forms.Form):
     clip_guidance_preset = forms.ChoiceField(
         label="CLIP guidance", initial="NONE", choices=labels.clip_guidance_choices()
     )
-    init_image = forms.FileField(
-        label="Init image",
-        required=False,
-        widget=forms.FileInput(attrs={"accept": ACCEPTED_TYPES}),
-        error_messages={"empty": EMPTY_MESSAGE},
-        help_text="PNG, JPEG or WebP, up to 10 MB (kept at 2048 px at most). The result takes its size.",
-    )
-    # Ids of an earlier upload or a gallery image; checked (as the team's) when the init image is read.
-    init_upload = forms.CharField(required=False, widget=forms.HiddenInput)
-    init_from = forms.CharField(required=False, widget=forms.HiddenInput)
     init_image_mode = forms.ChoiceField(
         label="Mode",
         required=False,
@@ -224,10 +383,7 @@ class GenerateForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.team = team
         self.init: InitImage | None = None
-        cast(forms.ChoiceField, self.fields["engine"]).choices = [
-            (engine_id, name if labels.engine_name(engine_id) == engine_id else labels.engine_name(engine_id))
-            for engine_id, name in engines
-        ]
+        cast(forms.ChoiceField, self.fields["engine"]).choices = engine_field_choices(engines)
         self.engine_ids = ids = [engine_id for engine_id, _ in engines]
         self.fields["engine"].initial = default_engine if default_engine in ids else ids[0]
         chosen = self.chosen_engine
@@ -239,52 +395,7 @@ class GenerateForm(forms.Form):
             sizes = [*sizes, (submitted, submitted)]
         cast(forms.ChoiceField, self.fields["size"]).choices = sizes
         self.fields["size"].initial = default_size(chosen)
-        for name, summary in ADVANCED.items():
-            default = self.fields[name].initial
-            self.fields[name].widget.attrs.update(
-                {"data-summary": summary, "data-default": "" if default is None else str(default)}
-            )
-
-    @property
-    def advanced_summary(self) -> list[str]:
-        """Each Advanced value that is not its default, in a few words ("Seed 7", "2 more prompts"): what
-        the next job will take from the folded part of the form. static/js/create.js says the same as the
-        person edits, from the data-summary and data-default attributes."""
-        parts = []
-        for name, summary in ADVANCED.items():
-            value = str(self[name].value() or "").strip()
-            if _same_value(value, self.fields[name].widget.attrs["data-default"]):
-                continue
-            if name == "weighted_prompts":
-                count = sum(1 for line in value.splitlines() if line.strip())
-                one, many = summary.split("|")
-                parts.append(one if count == 1 else many.replace("{}", str(count)))
-                continue
-            field = self.fields[name]
-            if isinstance(field, forms.ChoiceField):
-                value = str(dict(field.choices).get(value, value))  # type: ignore[arg-type]
-            parts.append(summary.replace("{}", value))
-        return parts
-
-    @property
-    def advanced_errors(self) -> bool:
-        return self.is_bound and any(name in self.errors for name in ADVANCED)
-
-    @property
-    def refusal(self) -> str:
-        """Why Generate was refused, in a sentence for the alert beside the button: the first field to fix
-        (in the order the page shows them) and how many more."""
-        if not self.is_bound or not self.errors:
-            return ""
-        if self.non_field_errors():
-            return " ".join(str(message) for message in self.non_field_errors())
-        fields = [name for name in PAGE_ORDER if name in self.errors]
-        fields += [name for name in self.errors if name not in fields]
-        first = fields[0]
-        label = self.fields[first].label or first.replace("_", " ").capitalize()
-        more = len(fields) - 1
-        rest = f" ({more} more field{'s' if more > 1 else ''} to fix.)" if more else ""
-        return f"Not generated. {label}: {' '.join(str(m) for m in self.errors[first])}{rest}"
+        self._mark_advanced()
 
     @property
     def mask_needs_paint(self) -> bool:
@@ -297,20 +408,6 @@ class GenerateForm(forms.Form):
         ids = self.engine_ids
         chosen = self.data.get("engine") if self.is_bound else self.initial.get("engine")
         return chosen if chosen in ids else str(self.fields["engine"].initial)
-
-    def _hidden(self, name: str) -> str:
-        value = self.data.get(name, "") if self.is_bound else self.initial.get(name, "")
-        return str(value or "").strip()
-
-    def _lookup_upload(self, value: str) -> Upload | None:
-        if self.team is None or not _is_uuid(value):
-            return None
-        return Upload.objects.for_team(self.team).filter(pk=value).first()
-
-    def _lookup_image(self, value: str) -> GalleryImage | None:
-        if self.team is None or not _is_uuid(value):
-            return None
-        return GalleryImage.objects.for_team(self.team).filter(pk=value).first()
 
     @cached_property
     def init_preview(self) -> InitPreview | None:
@@ -334,36 +431,6 @@ class GenerateForm(forms.Form):
             value=str(source.pk),
             output=nearest_size(self.chosen_engine, source.width, source.height),
         )
-
-    def clean_init_image(self) -> CleanImage | None:
-        file = self.cleaned_data.get("init_image")
-        if not file:
-            return None
-        try:
-            return clean_upload(file)
-        except UploadRejected as exc:
-            raise forms.ValidationError(exc.message) from exc
-
-    def _clean_init(self) -> InitImage | None:
-        """The init image from a new file, an earlier upload or a gallery image (in that order)."""
-        data = self.cleaned_data
-        if "init_image" in self.errors:
-            return None
-        if new := data.get("init_image"):
-            return InitImage(new.png, new.width, new.height, new.has_alpha, new_upload=new)
-        if upload_id := data.get("init_upload"):
-            upload = self._lookup_upload(str(upload_id))
-            if upload is None:
-                self.add_error("init_image", "That uploaded image is no longer available; choose it again.")
-                return None
-            return _init_of(upload)
-        if image_id := data.get("init_from"):
-            image = self._lookup_image(str(image_id))
-            if image is None:
-                self.add_error("init_image", "That gallery image is no longer available; choose another.")
-                return None
-            return _init_of(image)
-        return None
 
     def _clean_mask(self, init: InitImage | None) -> bytes | None:
         """The mask to send, 255 where the picture changes (inverted for MASK_IMAGE_BLACK), at init size."""
@@ -472,24 +539,6 @@ class GenerateForm(forms.Form):
             strength = self.fields["image_strength"].initial
         return ImageToImageRequest(**options, init_image=png, init_image_mode=mode, image_strength=strength)
 
-    def keep_upload(self, upload: Upload) -> None:
-        """The new init image is stored now: the job, and the page if shown again, refer to it."""
-        assert self.init is not None
-        self.init = replace(self.init, upload=upload, new_upload=None)
-        self.__dict__.pop("init_preview", None)  # computed again from the stored upload
-
-    @property
-    def job_origin(self) -> dict[str, Any]:
-        """Where the job's init image came from, for its lineage (after is_valid)."""
-        if self.init is None:
-            return {}
-        return {
-            "upload": self.init.upload,
-            "parent": self.init.parent,
-            "relation": GenerationJob.Relation.INIT if self.init.parent else "",
-            "resized_from": self.resized_from,
-        }
-
     def _field_of(self, violation: RuleViolation) -> str:
         if violation.field.startswith("text_prompts["):
             index = int(violation.field[len("text_prompts[") :].split("]")[0])
@@ -596,10 +645,13 @@ REUSES = ("remix", "prompt", "seed", "init")
 
 def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[str, Any]:
     """The create form's values taken from an earlier image: Remix (every setting, a new seed), its
-    prompts, its seed, or the image itself as init image."""
+    prompts, its seed, or the image itself as init image. An image a Stable Image model made brings the
+    form back on that model, since a seed or a prompt reads differently on another."""
     job = image.job
+    model = job.engine_id if job.operation and job.engine_id in MODELS and job.engine_id in engine_ids else ""
+    on_model = {"engine": model} if model else {}
     if use == "seed":
-        return {"seed": image.seed}
+        return {"seed": image.seed, **on_model}
     if use == "init":
         return {"init_from": image.pk}
     prompts = list(job.prompts)
@@ -610,8 +662,18 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
         "prompt": positive.text,
         "negative_prompt": negative.text if negative else "",
         "weighted_prompts": "\n".join(f"{p.text} | {p.weight:g}" for p in others),
+        **on_model,
     }
     if use != "remix" or job.kind == GenerationJob.Kind.UPSCALE:
+        return initial
+    if job.operation:
+        if not model:  # a tool's result: its prompt, on the form as it is
+            return initial
+        # The options as the job sent them; the model's form takes those it has fields for.
+        options = {name: value for name, value in job.options.items() if name not in initial}
+        initial.update(options, samples=job.samples)
+        if job.kind == GenerationJob.Kind.IMAGE_TO_IMAGE:
+            initial.update(_init_origin(job))
         return initial
     initial.update(
         samples=job.samples,
@@ -626,18 +688,9 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
     if job.kind == GenerationJob.Kind.TEXT_TO_IMAGE:
         initial["size"] = job.size
         return initial
-    # A re-run started from the same init image as the job it repeats: look through to that job.
-    origin = job
-    while origin.relation == GenerationJob.Relation.RERUN and origin.parent is not None:
-        origin = origin.parent.job
-    if origin.parent_id and origin.relation in (
-        GenerationJob.Relation.INIT,
-        GenerationJob.Relation.VARIATION,
-    ):
-        initial["init_from"] = origin.parent_id
-    elif job.upload_id:
-        initial["init_upload"] = job.upload_id
+    initial.update(_init_origin(job))
     if job.kind == GenerationJob.Kind.MASKING:
+        origin = _origin(job)
         shown = origin.parent if "init_from" in initial else job.upload if "init_upload" in initial else None
         initial.update(_mask_initial(job, (shown.width, shown.height) if shown is not None else None))
     if job.kind == GenerationJob.Kind.IMAGE_TO_IMAGE:
@@ -646,6 +699,27 @@ def initial_from(image: GalleryImage, use: str, engine_ids: list[str]) -> dict[s
             if getattr(job, name) is not None:
                 initial[name] = getattr(job, name)
     return initial
+
+
+def _origin(job: GenerationJob) -> GenerationJob:
+    """A re-run started from the same init image as the job it repeats: look through to that job."""
+    origin = job
+    while origin.relation == GenerationJob.Relation.RERUN and origin.parent is not None:
+        origin = origin.parent.job
+    return origin
+
+
+def _init_origin(job: GenerationJob) -> dict[str, Any]:
+    """The init image a job started from, as the form's hidden field: a gallery image or an upload."""
+    origin = _origin(job)
+    if origin.parent_id and origin.relation in (
+        GenerationJob.Relation.INIT,
+        GenerationJob.Relation.VARIATION,
+    ):
+        return {"init_from": origin.parent_id}
+    if job.upload_id:
+        return {"init_upload": job.upload_id}
+    return {}
 
 
 def _mask_initial(job: GenerationJob, init_size: tuple[int, int] | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from django.db.models import CharField, Count, Exists, F, IntegerField, OuterRef
 from django.db.models.functions import Cast
 
 from accounts.models import Team, User
+from generations.labels import engine_name
 from generations.library_search import (
     ASPECTS,
     FILTERED,
@@ -36,7 +37,6 @@ from generations.library_search import (
     filters_q,
 )
 from generations.models import Collection, CollectionItem, Favourite, GalleryImage, GalleryTally
-from generations.labels import engine_name
 
 # Filters only the images themselves can answer.
 NEEDS_IMAGES = ("text", "since", "until")

@@ -23,7 +23,6 @@ from generations.stability.v2beta.fields import ANY_SIZE, Field, Kind, RuleViola
 from generations.stable_image import OUTPUT_FORMAT, Tool
 from generations.uploads import UploadRejected, clean_mask, clean_upload
 
-label_of = field_label  # TEMPORARY: the create form's module imports this name (lead: remove)
 PROMPT_HELP = {
     "prompt": "What the result shows.",
     "search_prompt": "Name the thing to find, e.g. “the red ball”.",

@@ -185,6 +185,12 @@ def refuse_generate(page: Page) -> None:
     expect(page.locator("#create-form [role=alert]").first).to_be_visible()
 
 
+def choose_stable_image_core(page: Page) -> None:
+    page.get_by_label("Model", exact=True).select_option("stable-image-core")
+    expect(page.get_by_label("Aspect ratio")).to_be_visible()
+    settle(page)
+
+
 def open_lightbox(page: Page) -> None:
     page.locator(".gallery a").first.click()
     expect(page.locator("dialog.lightbox")).to_be_visible()
@@ -213,6 +219,7 @@ SCREENS = [
     Screen("create", "eve", to("generations:create"), axe=True),
     Screen("create-init-image", "eve", to("generations:create"), choose_init_image, axe=True),
     Screen("create-errors", "eve", to("generations:create"), refuse_generate, axe=True),
+    Screen("create-stable-image", "eve", to("generations:create"), choose_stable_image_core, axe=True),
     Screen("create-generating", "ada", to("generations:create"), axe=True),
     Screen("job", "ada", to("generations:job-card", "job"), axe=True),
     Screen("jobs", "ada", to("generations:jobs")),

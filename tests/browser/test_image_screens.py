@@ -242,7 +242,7 @@ def test_the_gallery_on_a_phone_has_two_or_three_columns_and_a_filter_panel_that
     expect(tiles).to_have_count(7)
     lefts = {round(box["x"]) for box in (tile.bounding_box() for tile in tiles.all()) if box}
     assert 2 <= len(lefts) <= 3, lefts
-    engine = page.get_by_label("Engine", exact=True)
+    engine = page.get_by_label("Model", exact=True)
     expect(engine).to_be_hidden()  # folded: the tiles come right after the search box
     screen.check("gallery-phone")
 
@@ -263,7 +263,7 @@ def test_the_gallery_on_a_phone_has_two_or_three_columns_and_a_filter_panel_that
 
     laptop = screens(LAPTOP).sign_in(ada)
     wide = laptop.open(reverse("generations:gallery"))
-    expect(wide.get_by_label("Engine", exact=True)).to_be_visible()  # a laptop has room: open
+    expect(wide.get_by_label("Model", exact=True)).to_be_visible()  # a laptop has room: open
     laptop.check("gallery-laptop")
 
 

@@ -57,7 +57,7 @@ def test_an_uploaded_image_is_previewed_and_generated_from(page, live_server, me
     photo.write_bytes(png(768, 512))
     sign_in(page, live_server, member)
     page.get_by_label("Prompt", exact=True).fill("the same scene in autumn")
-    page.get_by_label("Engine", exact=True).select_option("stable-diffusion-v1-6")
+    page.get_by_label("Model", exact=True).select_option("stable-diffusion-v1-6")
     page.get_by_label("Init image").set_input_files(photo)
 
     preview = page.get_by_role("img", name="Init image")
@@ -81,7 +81,7 @@ def test_a_mask_painted_with_the_pointer_changes_only_that_part(
     photo.write_bytes(png(512, 512))
     sign_in(page, live_server, member)
     page.get_by_label("Prompt", exact=True).fill("a red door")
-    page.get_by_label("Engine", exact=True).select_option("stable-diffusion-v1-6")
+    page.get_by_label("Model", exact=True).select_option("stable-diffusion-v1-6")
     page.get_by_label("Number of images").fill("1")
     page.get_by_label("Init image").set_input_files(photo)
     canvas = page.locator(".mask-canvas")
@@ -136,7 +136,7 @@ def test_remix_fills_the_form_with_the_images_settings(page, live_server, member
     page.get_by_role("link", name="Remix").click()
 
     expect(page.get_by_label("Prompt", exact=True)).to_have_value("a paper crane")
-    expect(page.get_by_label("Engine", exact=True)).to_have_value("stable-diffusion-v1-6")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("stable-diffusion-v1-6")
     expect(page.get_by_label("Size")).to_have_value("640x512")
     expect(page.get_by_label("Steps")).to_have_value("42")
     expect(page.get_by_label("CFG scale")).to_have_value("12.0")

@@ -60,7 +60,7 @@ def test_search_filter_star_collect_download_trash_and_restore(page: Page, live_
     page.get_by_label("Search prompts").fill("lighthouse")
     expect(tiles).to_have_count(3)
     expect(page).to_have_url(re.compile(r"q=lighthouse"))
-    page.get_by_label("Engine", exact=True).select_option("stable-diffusion-v1-6")
+    page.get_by_label("Model", exact=True).select_option("stable-diffusion-v1-6")
     expect(tiles).to_have_count(2)
     expect(page.locator(".result-count")).to_contain_text("2 images match")
     expect(page).to_have_url(re.compile(r"q=lighthouse.*engine=stable-diffusion-v1-6"))

@@ -60,7 +60,7 @@ def test_a_png_dropped_on_the_prompt_fills_the_form_and_a_bare_one_changes_nothi
 
     expect(prompt).to_have_value("a red fox in snow, golden light")
     expect(page.get_by_label("Negative prompt")).to_have_value("lowres, watermark")
-    expect(page.get_by_label("Engine", exact=True)).to_have_value("stable-diffusion-xl-1024-v1-0")
+    expect(page.get_by_label("Model", exact=True)).to_have_value("stable-diffusion-xl-1024-v1-0")
     expect(page.get_by_label("Size")).to_have_value("1152x896")
     expect(page.get_by_label("Seed")).to_have_value("3318492401")
     expect(page.get_by_label("Sampler")).to_have_value("K_EULER_ANCESTRAL")

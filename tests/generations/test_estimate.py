@@ -183,7 +183,7 @@ def test_in_the_browser_the_estimate_follows_the_form_and_then_rests(page, live_
     page.get_by_label("Number of images").fill("2")
     expect(shown).to_have_text("≈ 1.80 credits (2 × 0.90)")
     # A new engine brings its own sizes: the estimate is for the size the field then shows.
-    page.get_by_label("Engine", exact=True).select_option(SD16)
+    page.get_by_label("Model", exact=True).select_option(SD16)
     expect(page.get_by_label("Size")).to_have_value("512x512")
     expect(shown).to_have_text("≈ 0.40 credits (2 × 0.20)")
     page.get_by_label("Size").select_option("1024x1024")
