@@ -244,6 +244,16 @@ class CreateForm(forms.Form):
             return None
         return GalleryImage.objects.for_team(self.team).filter(pk=value).first()
 
+    def _init_source(self) -> Upload | GalleryImage | None:
+        """The init image chosen earlier: an upload or a gallery image (None when there is none)."""
+        if self.init is not None and self.init.new_upload is None:
+            return self.init.upload or self.init.parent
+        if value := self._hidden("init_upload"):
+            return self._lookup_upload(value)
+        if value := self._hidden("init_from"):
+            return self._lookup_image(value)
+        return None
+
     def clean_init_image(self) -> CleanImage | None:
         file = self.cleaned_data.get("init_image")
         if not file:
@@ -412,14 +422,7 @@ class GenerateForm(CreateForm):
     @cached_property
     def init_preview(self) -> InitPreview | None:
         """The init image chosen earlier (an upload or a gallery image), as the page shows it."""
-        if self.init is not None and self.init.new_upload is None:
-            source: Upload | GalleryImage | None = self.init.upload or self.init.parent
-        elif value := self._hidden("init_upload"):
-            source = self._lookup_upload(value)
-        elif value := self._hidden("init_from"):
-            source = self._lookup_image(value)
-        else:
-            return None
+        source = self._init_source()
         if source is None:
             return None
         return InitPreview(

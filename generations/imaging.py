@@ -72,3 +72,13 @@ def picture_of(png: bytes) -> Picture:
             small = small.convert("RGB")  # a picture with alpha: its thumbnail shows its colours
         small.save(webp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
     return Picture(width=size[0], height=size[1], thumbnail=webp.getvalue())
+
+
+def as_png(data: bytes) -> bytes:
+    """Studio stores PNGs (they carry the metadata); an answer in another format is converted, alpha kept."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return data
+    with Image.open(io.BytesIO(data)) as picture:
+        out = io.BytesIO()
+        picture.save(out, "PNG")
+        return out.getvalue()

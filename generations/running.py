@@ -4,7 +4,6 @@ One request per image, recorded (ApiRequest) before it is sent, so that whatever
 the database says which images exist and which requests may have been charged."""
 
 import functools
-import io
 import logging
 import secrets
 from dataclasses import replace as _replace
@@ -20,12 +19,11 @@ from django.db.models import F, Q, Sum
 from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from PIL import Image
 
 from accounts.services import team_balance_forget, team_client
 from accounts.services.stability import no_client_message
 from generations import queueing
-from generations.imaging import picture_of
+from generations.imaging import as_png, picture_of
 from generations.metadata import png_with_metadata
 from generations.models import MAX_ATTEMPTS, ApiRequest, GalleryImage, GenerationJob, JobRequest
 from generations.stability.client import StabilityClient
@@ -273,16 +271,7 @@ def _image_request(
         if not artifacts:
             raise TransientError("The Stability API answered without an image.")
     except KeyPaused as exc:
-        if exc.status is None:
-            record.delete()  # it waits its turn: nothing was sent
-        else:
-            _request_settle(
-                record,
-                ApiRequest.Outcome.NOT_CHARGED,
-                credits=Decimal(0),
-                status_code=exc.status,
-                error=exc.message,
-            )
+        _request_paused(record, exc)
         raise
     except StabilityError as exc:
         possibly_charged = isinstance(exc, TransientError) and _may_have_been_charged(exc)
@@ -356,18 +345,8 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
     except ResultPending:
         raise
     except KeyPaused as exc:
-        if record.generation_id:
-            raise  # submitted: its result is asked for again once the key may send
-        if exc.status is None:
-            record.delete()  # it waits its turn: nothing was sent
-        else:
-            _request_settle(
-                record,
-                ApiRequest.Outcome.NOT_CHARGED,
-                credits=Decimal(0),
-                status_code=exc.status,
-                error=exc.message,
-            )
+        if not record.generation_id:  # a submitted one's result is asked for again once the key may send
+            _request_paused(record, exc)
         raise
     except StabilityError as exc:
         # An accepted asynchronous request was charged when it was submitted, whatever its result does.
@@ -397,7 +376,7 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
             reason = f"No answer read: the run stopped ({type(exc).__name__})."
             _request_settle(record, ApiRequest.Outcome.UNKNOWN, credits=job.price_per_image, error=reason)
         raise
-    artifact = Artifact(png=_as_png(result.image), seed=result.seed, finish_reason=result.finish_reason)
+    artifact = Artifact(png=as_png(result.image), seed=result.seed, finish_reason=result.finish_reason)
     try:
         image_store(job=job, index=index, artifact=artifact, api_request=record)
     except BaseException as exc:
@@ -407,14 +386,19 @@ def _stable_image_request(job: GenerationJob, attempt: int, client: StableImageC
         raise
 
 
-def _as_png(data: bytes) -> bytes:
-    """Studio stores PNGs (they carry the metadata); an answer in another format is converted, alpha kept."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return data
-    with Image.open(io.BytesIO(data)) as picture:
-        out = io.BytesIO()
-        picture.save(out, "PNG")
-        return out.getvalue()
+def _request_paused(record: ApiRequest, exc: KeyPaused) -> None:
+    """The key is paused: a request that waited its turn was never sent (forgotten); one refused with a
+    429 was not charged."""
+    if exc.status is None:
+        record.delete()
+    else:
+        _request_settle(
+            record,
+            ApiRequest.Outcome.NOT_CHARGED,
+            credits=Decimal(0),
+            status_code=exc.status,
+            error=exc.message,
+        )
 
 
 def _one_image(request: JobRequest, seed: int) -> JobRequest:

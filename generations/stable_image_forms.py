@@ -12,7 +12,7 @@ from django import forms
 
 from generations.forms import CreateForm, GenerateForm, InitPreview, engine_field_choices
 from generations.labels import TIMES, field_label, style_label
-from generations.models import GalleryImage, GenerationJob, Upload
+from generations.models import GenerationJob, Upload
 from generations.stability.contract import SAMPLES_RANGE
 from generations.stability.v2beta.fields import Field, Kind, RuleViolation
 from generations.stable_image import MODELS, OUTPUT_FORMAT, Model
@@ -173,16 +173,7 @@ class StableImageForm(CreateForm):
     @cached_property
     def init_preview(self) -> InitPreview | None:
         """The init image chosen earlier, as the page shows it, with the size the result will have."""
-        if not self.model.takes_image:
-            return None
-        if self.init is not None and self.init.new_upload is None:
-            source: Upload | GalleryImage | None = self.init.upload or self.init.parent
-        elif value := self._hidden("init_upload"):
-            source = self._lookup_upload(value)
-        elif value := self._hidden("init_from"):
-            source = self._lookup_image(value)
-        else:
-            return None
+        source = self._init_source() if self.model.takes_image else None
         if source is None:
             return None
         output = self.model.operation.output_size({"image": stand_in((source.width, source.height))})

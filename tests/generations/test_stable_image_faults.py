@@ -10,12 +10,12 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from generations import running, services, stable_image
+from generations import running, services
 from generations.models import ApiRequest, GenerationJob, read_file
 from generations.stability import limiter
 from generations.stability.client import _error_text
 from generations.stability.types import UpscaleRequest
-from tests.generations.test_stable_image_jobs import generate
+from tests.generations.test_stable_image_jobs import generate, use_tool
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,19 +27,8 @@ def waiting_upscale(studio_engine, user, settings, monkeypatch):
     settings.STABILITY_RESULT_POLL_SECONDS = 30
     source = generate(user, "sd3.5-flash").images.get()
     monkeypatch.setattr(services, "_job_enqueue", lambda job: None)
-    tool = stable_image.TOOLS["upscale-creative"]
-    job = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id=tool.operation.id,
-        engine_id=tool.operation.id,
-        kind=tool.group,
-        values={"prompt": "crisp"},
-        images={"image": read_file(source.image)},
-        parent=source,
-        relation=tool.group,
-    )
-    with pytest.raises(running.JobWaits):
+    job = use_tool(user, source, "upscale-creative", prompt="crisp")  # queued: the test runs it
+    with pytest.raises(running.JobWaits):  # submitted, then back in the queue
         running.job_run(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == "queued" and job.attempts == 1
@@ -75,18 +64,7 @@ def test_a_v2beta_lock_out_is_read_from_its_errors_list():
 
 
 def test_a_seed_at_the_top_of_the_range_wraps_within_what_the_platform_takes(studio_engine, user):
-    job = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id="generate/core",
-        engine_id="stable-image-core",
-        kind=GenerationJob.Kind.TEXT_TO_IMAGE,
-        values={"prompt": "two lighthouses"},
-        images={},
-        samples=2,
-        seed=4_294_967_294,
-    )
-    job.refresh_from_db()
+    job = generate(user, prompt="two lighthouses", samples=2, seed=4_294_967_294)
     assert job.status == "succeeded", job.error_message
     assert sorted(job.images.values_list("seed", flat=True)) == [1, 4_294_967_294]
 

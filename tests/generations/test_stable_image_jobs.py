@@ -23,7 +23,10 @@ def pixels(image) -> Image.Image:
     return Image.open(io.BytesIO(read_file(image.image)))
 
 
-def generate(user, model_id: str = "stable-image-core", **values) -> GenerationJob:
+def generate(
+    user, model_id: str = "stable-image-core", *, samples: int = 1, seed: int = 0, **values
+) -> GenerationJob:
+    """A text-to-image job on a Stable Image model, run (tasks run in the test's process)."""
     model = stable_image.MODELS[model_id]
     job = services.stable_image_job_create(
         team=user.current_team,
@@ -33,12 +36,15 @@ def generate(user, model_id: str = "stable-image-core", **values) -> GenerationJ
         kind=GenerationJob.Kind.TEXT_TO_IMAGE,
         values={"prompt": "a red lighthouse on a cliff", **model.fixed, **values},
         images={},
+        samples=samples,
+        seed=seed,
     )
     job.refresh_from_db()
     return job
 
 
 def use_tool(user, image, slug: str, **values) -> GenerationJob:
+    """A tool's job on a gallery image, as its page starts it."""
     tool = stable_image.TOOLS[slug]
     job = services.stable_image_job_create(
         team=user.current_team,
@@ -140,18 +146,7 @@ def test_a_filtered_image_is_kept_blurred_and_not_charged(studio_engine, user):
 
 
 def test_several_images_are_several_requests_with_their_own_seeds(studio_engine, user):
-    job = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id="generate/core",
-        engine_id="stable-image-core",
-        kind=GenerationJob.Kind.TEXT_TO_IMAGE,
-        values={"prompt": "three lighthouses"},
-        images={},
-        samples=3,
-        seed=40,
-    )
-    job.refresh_from_db()
+    job = generate(user, prompt="three lighthouses", samples=3, seed=40)
     assert job.status == "succeeded", job.error_message
     assert sorted(job.images.values_list("seed", flat=True)) == [40, 41, 42]
     assert job.api_requests.count() == 3 and job.credits_spent == 9 == job.credits_estimated
@@ -168,17 +163,7 @@ def test_a_partly_successful_job_keeps_what_succeeded_and_says_what_failed(studi
         return real_run(self, request, **kwargs)
 
     monkeypatch.setattr(StableImageClient, "run", second_refused)
-    job = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id="generate/core",
-        engine_id="stable-image-core",
-        kind=GenerationJob.Kind.TEXT_TO_IMAGE,
-        values={"prompt": "three lighthouses"},
-        images={},
-        samples=3,
-    )
-    job.refresh_from_db()
+    job = generate(user, prompt="three lighthouses", samples=3)
     assert job.status == "failed"
     assert job.error_message.startswith("1 of 3 images made and kept; the rest failed.")
     assert "balance is too low" in job.error_message

@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from generations import services, stable_image
-from generations.models import GenerationJob, read_file
+from generations.models import GenerationJob
 from sandbox.models import AsyncResult
+from tests.generations.test_stable_image_jobs import generate, use_tool
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -21,28 +21,9 @@ def quick_polls(monkeypatch, settings):
 
 
 def test_a_creative_upscale_waits_in_the_queue_not_in_a_worker(quick_polls, redis_worker, user):
-    made = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id="generate/sd3",
-        engine_id="sd3.5-flash",
-        kind=GenerationJob.Kind.TEXT_TO_IMAGE,
-        values={"prompt": "a harbour at dawn", "model": "sd3.5-flash"},
-        images={},
-    )
-    source = _finished(made).images.get()
-    tool = stable_image.TOOLS["upscale-creative"]
-    job = services.stable_image_job_create(
-        team=user.current_team,
-        user=user,
-        operation_id=tool.operation.id,
-        engine_id=tool.operation.id,
-        kind=tool.group,
-        values={"prompt": "crisp"},
-        images={"image": read_file(source.image)},
-        parent=source,
-        relation=tool.group,
-    )
+    source = generate(user, "sd3.5-flash", prompt="a harbour at dawn")
+    source = _finished(source).images.get()
+    job = use_tool(user, source, "upscale-creative", prompt="crisp")
     seen = []
     job = _finished(job, seen)
     assert job.status == "succeeded", job.error_message
