@@ -118,12 +118,18 @@ def job_create(
         **_request_fields(engine_id, request),
     )
     job.seeds = image_seeds(job.seed, job.samples)
+    return _job_queue(job, _job_inputs(job, request))
+
+
+def _job_queue(job: GenerationJob, inputs: list[tuple[FieldFile, str, bytes]]) -> GenerationJob:
+    """Price the job, refuse it past its creator's allowance, store its input files and the row, and hand
+    it to the workers once the transaction commits."""
     job.credits_estimated = job.price_per_image * job.samples
-    allowance_check(team=team, user=user, cost=job.credits_estimated)
-    sources = _input_sources(upload=upload, parent=parent)
+    allowance_check(team=job.team, user=job.created_by, cost=job.credits_estimated)
+    sources = _input_sources(upload=job.upload, parent=job.parent)
     written: list[FieldFile] = []
     try:
-        for file, name, content in _job_inputs(job, request):
+        for file, name, content in inputs:
             if _input_store(file, name, content, sources=sources):
                 written.append(file)
         job.save(force_insert=True)
@@ -187,22 +193,11 @@ def stable_image_job_create(
     if kind == GenerationJob.Kind.UPSCALE and source is not None:
         job.upscale_factor = max(1, round(width / png_size(source)[0]))
     job.seeds = image_seeds(seed, samples, seed_max=STABLE_IMAGE_SEED_MAX)
-    job.credits_estimated = job.price_per_image * samples
-    allowance_check(team=team, user=user, cost=job.credits_estimated)
-    sources = _input_sources(upload=upload, parent=parent)
-    written: list[FieldFile] = []
-    try:
-        for name, column in stable_image.columns_of(operation_id).items():
-            if images.get(name) is not None:
-                file = getattr(job, column)
-                if _input_store(file, f"{name}.png", images[name], sources=sources):
-                    written.append(file)
-        job.save(force_insert=True)
-    except Exception:
-        delete_files(*written)
-        raise
-    transaction.on_commit(lambda: _job_enqueue(job))
-    return job
+    columns = stable_image.columns_of(operation_id).items()
+    inputs = [
+        (getattr(job, column), f"{name}.png", images[name]) for name, column in columns if name in images
+    ]
+    return _job_queue(job, inputs)
 
 
 def stable_image_job_again(
