@@ -329,7 +329,7 @@ class GenerateForm(CreateForm):
         help_text="One per line, optionally with a weight after a bar (e.g. “fog | -0.4”); "
         "negative weights steer away.",
     )
-    engine = forms.ChoiceField()
+    engine = forms.ChoiceField(label="Model")
     style_preset = forms.ChoiceField(required=False, choices=labels.style_choices())
     size = forms.ChoiceField(help_text="Only sizes the chosen engine accepts.")
     samples = forms.IntegerField(label="Number of images", initial=4)

@@ -68,7 +68,7 @@ def gallery(request: AuthedRequest) -> HttpResponse:
             (name, label, options_html(options))
             for name, label, options in (
                 ("creator", "Creator", facets["creator"]),
-                ("engine", "Engine", facets["engine"]),
+                ("engine", "Model", facets["engine"]),
                 ("style", "Style", facets["style"]),
                 ("kind", "Kind", facets["kind"]),
                 ("aspect", "Aspect", facets["aspect"]),

@@ -117,7 +117,7 @@ class StableImageForm(CreateForm):
     page_order = PAGE_ORDER
     advanced = ADVANCED
 
-    engine = forms.ChoiceField(label="Engine")
+    engine = forms.ChoiceField(label="Model")
     samples = forms.IntegerField(
         label="Number of images",
         initial=1,
