@@ -13,14 +13,13 @@ noise falls on both. `python -m bench.card` runs it alone.
 
 import os
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
-from pathlib import Path
 from typing import Any
 from uuid import UUID
+
+from bench import standalone
 
 RUNS = int(os.environ.get("BENCH_CARD_RUNS", "400"))
 urlpatterns: list[Any] = []  # filled by card_rows(): Studio's URLs and the bare views
@@ -160,25 +159,8 @@ def card_rows(runs: int = RUNS) -> list[tuple[str, str]]:
 
 
 def main() -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-card-"))
-    os.environ["STUDIO_VAR_DIR"] = str(workdir)
-    os.environ["DATABASE_URL"] = os.environ.get(
-        "BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"
-    )
-    os.environ.pop("REDIS_URL", None)
-    os.environ["STABILITY_API_KEY"] = ""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    rows = card_rows()
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}"
-    table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
-    print(f"`python -m bench.card` on {machine}, {time.strftime('%Y-%m-%d')}.\n\n{table}")
+    standalone.setup("card", static=False)
+    standalone.report("bench.card", card_rows())
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ import io
 import os
 import re
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
+
+from bench import standalone
 
 DEEP_PAGE = 4_000
 PAGE_SIZE = 24
@@ -194,31 +194,11 @@ def depth_rows(team: Any, user: Any, runs: int = 60) -> list[tuple[str, str]]:
 
 def main() -> None:
     """Standalone: a throw-away database (BENCH_DATABASE_URL, else SQLite) with a 100,000-image team."""
-    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-depth-"))
-    os.environ["STUDIO_VAR_DIR"] = str(workdir)
-    os.environ["DATABASE_URL"] = os.environ.get(
-        "BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"
-    )
-    os.environ.pop("REDIS_URL", None)
-    os.environ["STABILITY_API_KEY"] = ""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
+    standalone.setup("depth")
     from bench.library import seed_team
 
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
     team, users = seed_team(int(os.environ.get("BENCH_LIBRARY_IMAGES", "100000")))
-    rows = depth_rows(team, users[0])
-    table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
-    load = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}, load {load}"
-    print(f"`python -m bench.gallery_depth` on {machine}, {time.strftime('%Y-%m-%d')}.\n\n{table}")
+    standalone.report("bench.gallery_depth", depth_rows(team, users[0]), load=True)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,13 @@ import os
 import random
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from bench import standalone
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH_WORD = "lighthouse"  # in about 1 prompt in 100
@@ -403,27 +404,8 @@ def library_rows(count: int = 100_000) -> list[tuple[str, str]]:
 
 def main() -> None:
     """Standalone: a throw-away database (BENCH_DATABASE_URL, else SQLite), results in docs/library.md."""
-    workdir = Path(tempfile.mkdtemp(prefix="studio-bench-library-"))
-    os.environ["STUDIO_VAR_DIR"] = str(workdir)
-    os.environ["DATABASE_URL"] = os.environ.get(
-        "BENCH_DATABASE_URL", f"sqlite:///{workdir / 'bench.sqlite3'}"
-    )
-    os.environ.pop("REDIS_URL", None)
-    os.environ["STABILITY_API_KEY"] = ""
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
-    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
-
-    call_command("migrate", verbosity=0)
-    call_command("collectstatic", interactive=False, verbosity=0)
-    rows = library_rows(int(os.environ.get("BENCH_LIBRARY_IMAGES", "100000")))
-    table = "| What | Measured |\n|---|---|\n" + "\n".join(f"| {what} | {value} |" for what, value in rows)
-    machine = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, {connection.vendor}"
-    print(f"`python -m bench.library` on {machine}, {time.strftime('%Y-%m-%d')}.\n\n{table}")
+    standalone.setup("library")
+    standalone.report("bench.library", library_rows(int(os.environ.get("BENCH_LIBRARY_IMAGES", "100000"))))
 
 
 if __name__ == "__main__":
