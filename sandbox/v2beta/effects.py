@@ -22,6 +22,7 @@ from sandbox import render
 WORK_SIDE = 384  # new pictures are drawn at most this large, then resized: the noise is smooth anyway
 FILL_SIDE = 256  # erase's fill from the surroundings is computed this small
 BACKGROUND_DISTANCE = 60  # how far (RGB) a pixel must be from every border colour to be the subject
+MIN_SUBJECT_SHARE = 0.01  # less than this stands out from the border: no subject found
 HUES = {
     "red": 0,
     "orange": 30,
@@ -156,7 +157,21 @@ def subject(image: Image.Image) -> Image.Image:
     nearest = np.full(pixels.shape[:2], np.iinfo(np.int32).max, dtype=np.int64)
     for colour in palette:
         nearest = np.minimum(nearest, ((pixels - colour) ** 2).sum(axis=2))
-    return Image.fromarray(np.where(nearest > BACKGROUND_DISTANCE**2, 255, 0).astype(np.uint8), "L")
+    found = nearest > BACKGROUND_DISTANCE**2
+    if found.mean() < MIN_SUBJECT_SHARE:
+        # No subject stands out from the border (the sandbox's own pictures are textures): the centre,
+        # an ellipse over half of each side, so that the cut is still plain to see.
+        return _centre_ellipse(image.size)
+    return Image.fromarray(np.where(found, 255, 0).astype(np.uint8), "L")
+
+
+def _centre_ellipse(size: tuple[int, int]) -> Image.Image:
+    width, height = size
+    mask = Image.new("L", size, 0)
+    ImageDraw.Draw(mask).ellipse(
+        (width // 4, height // 4, width - width // 4, height - height // 4), fill=255
+    )
+    return mask
 
 
 def _hsv(image: Image.Image) -> np.ndarray:

@@ -85,6 +85,21 @@ def test_remove_background_keeps_the_subject_and_makes_the_rest_transparent(tool
     assert (pixels(cut)[subject] == pixels(photo)[subject]).all()
 
 
+def test_remove_background_of_a_picture_with_no_subject_keeps_its_centre(tool):
+    # A texture whose every colour is on its border (like the sandbox's own pictures): nothing stands out,
+    # so the centre is kept, and the cut never comes back fully transparent.
+    ramp = np.linspace(0, 255, 128, dtype=np.uint8)
+    texture = Image.fromarray(
+        np.stack(
+            [np.tile(ramp, (96, 1)), np.tile(ramp[::-1], (96, 1)), np.full((96, 128), 90, np.uint8)], axis=2
+        ),
+        "RGB",
+    )
+    alpha = pixels(tool("edit/remove-background", {"image": texture}), "RGBA")[..., 3]
+    assert alpha[48, 64] == 255 and alpha[2, 2] == 0 and alpha[93, 125] == 0
+    assert 0.1 < (alpha == 255).mean() < 0.5
+
+
 def test_outpaint_grows_the_canvas_by_each_side_and_keeps_the_original_pixels(tool):
     photo = scene()
     grown = tool(
