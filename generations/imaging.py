@@ -3,6 +3,7 @@ thumbnail a stored image gets."""
 
 import io
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image, ImageOps
 
@@ -68,10 +69,30 @@ def picture_of(png: bytes) -> Picture:
         size = picture.size
         small = picture if picture.mode in ("RGB", "RGBA") else picture.convert("RGB")
         small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.BICUBIC, reducing_gap=REDUCING_GAP)
-        if small.mode != "RGB":
-            small = small.convert("RGB")  # a picture with alpha: its thumbnail shows its colours
+        if small.mode == "RGBA" and cast(tuple[int, int], small.getchannel("A").getextrema())[0] < 255:
+            small = over_checkerboard(small)  # transparent pixels shown as the image page shows them
+        elif small.mode != "RGB":
+            small = small.convert("RGB")
         small.save(webp, "WEBP", quality=WEBP_QUALITY, method=WEBP_METHOD)
     return Picture(width=size[0], height=size[1], thumbnail=webp.getvalue())
+
+
+CHECKER_SIDE = 8
+CHECKER_COLOURS = ((255, 255, 255), (214, 218, 226))
+
+
+def over_checkerboard(picture: Image.Image) -> Image.Image:
+    """An RGBA picture drawn over a light checkerboard, as RGB: what image editors show for transparency."""
+    width, height = picture.size
+    tile = Image.new("RGB", (2 * CHECKER_SIDE, 2 * CHECKER_SIDE), CHECKER_COLOURS[0])
+    tile.paste(CHECKER_COLOURS[1], (0, 0, CHECKER_SIDE, CHECKER_SIDE))
+    tile.paste(CHECKER_COLOURS[1], (CHECKER_SIDE, CHECKER_SIDE, 2 * CHECKER_SIDE, 2 * CHECKER_SIDE))
+    board = Image.new("RGB", picture.size)
+    for y in range(0, height, tile.height):
+        for x in range(0, width, tile.width):
+            board.paste(tile, (x, y))
+    board.paste(picture, mask=picture.getchannel("A"))
+    return board
 
 
 def as_png(data: bytes) -> bytes:

@@ -176,3 +176,18 @@ def test_a_picture_with_alpha_or_a_palette_gets_a_colour_thumbnail():
         assert (picture.width, picture.height) == (512, 256)
         with Image.open(io.BytesIO(picture.thumbnail)) as thumbnail:
             assert thumbnail.mode == "RGB" and thumbnail.size == (384, 192)
+
+
+def test_a_thumbnail_shows_transparent_pixels_as_a_checkerboard_not_the_colours_under_them():
+    import numpy as np
+
+    from generations.imaging import CHECKER_COLOURS, picture_of
+    from tests.images import encode
+
+    cut = Image.new("RGBA", (512, 256), (0, 0, 0, 0))  # a background removed: black under the alpha
+    cut.paste((220, 40, 40, 255), (192, 64, 320, 192))
+    with Image.open(io.BytesIO(picture_of(encode(cut)).thumbnail)) as thumbnail:
+        pixels = np.asarray(thumbnail.convert("RGB"), dtype=int)
+    corner = pixels[:16, :16].reshape(-1, 3)  # two squares of each colour
+    assert all(min(abs(corner - colour).sum(axis=1)) < 24 for colour in CHECKER_COLOURS)
+    assert abs(pixels[96, 192] - (220, 40, 40)).sum() < 40  # the subject as it is
