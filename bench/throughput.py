@@ -9,12 +9,14 @@ by 100 threads keeping to the same limiter, with no database, queue or storing (
 BENCH_PG_URL (a server where a throw-away database may be made; default postgres://postgres@127.0.0.1:5432),
 BENCH_REDIS_URL (default redis://127.0.0.1:6379/0; every key and queue is named for this run), BENCH_POOLS
 (default "threads:<CELERY_CONCURRENCY>"; e.g. "threads:100,threads:50x2,prefork:8" to compare pools; the
-past-the-limit run uses the first), BENCH_JOBS (default 600).
+past-the-limit run uses the first), BENCH_JOBS (default 600), BENCH_TRACE (set: print requests sent, jobs
+running and jobs queued every half second).
 """
 
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -260,7 +262,10 @@ def studio_run(users: list[Any], jobs: int, *, latency_ms: int) -> dict[str, Any
     while pending.exists():
         if time.monotonic() > deadline:
             raise RuntimeError(f"{pending.count()} jobs still unfinished")
-        samples.append((in_flight.count(), pending.filter(status="running").count()))
+        queued = pending.filter(status="queued").count()
+        samples.append((in_flight.count(), pending.filter(status="running").count(), queued))
+        if os.environ.get("BENCH_TRACE"):
+            print(f"{time.monotonic() - begun:6.1f} s: {samples[-1]} (sent, running, queued)", flush=True)
         time.sleep(0.5)
     stored = GalleryImage.objects.filter(job__in=made).values_list("created_at", flat=True)
     finished = sorted(begun + (t.timestamp() - wall_begun) for t in stored)
@@ -274,6 +279,8 @@ def studio_run(users: list[Any], jobs: int, *, latency_ms: int) -> dict[str, Any
         attempts=max(statuses.values_list("attempts", flat=True)),
         requests_in_flight=max(sample[0] for sample in samples) if samples else 0,
         running=max(sample[1] for sample in samples) if samples else 0,
+        # While jobs still wait in the queue, every slot the limits and the limiter allow should be in use.
+        sent_while_queued=statistics.median([sample[0] for sample in samples if sample[2]] or [0]),
         key=key,
     )
 
@@ -331,7 +338,8 @@ def throughput_rows() -> list[tuple[str, str]]:
                     f"{run['sustained']:.1f} images/s sustained ({run['overall']:.1f} overall, "
                     f"{run['sustained'] / base['sustained']:.0%} of the baseline), {run['refused']} × 429, "
                     f"{run['failed']} failed, key locked out: {'yes' if locked_out(run['key']) else 'no'}; "
-                    f"at most {run['running']} jobs running, {run['requests_in_flight']} requests sent",
+                    f"at most {run['running']} jobs running, {run['requests_in_flight']} requests sent; "
+                    f"median {run['sent_while_queued']:.0f} requests in flight while jobs were queued",
                 )
             )
             if index == 0:

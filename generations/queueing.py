@@ -4,6 +4,8 @@ Each person and each team may have at most JOB_MAX_IN_FLIGHT_PER_USER and JOB_MA
 running. A task whose job is over a limit leaves it queued (no attempt spent), and every run that ends sends
 tasks for the fairest queued jobs: those whose creator and team have the fewest running, oldest first. So
 one person's hundred jobs run a few at a time, and a colleague's single job starts at the next free worker.
+Each held job gets one task however many runs end at once, and jobs whose task is on the way count against
+the limits, so the worker spends its time on runs, not on refusing duplicates (bench/throughput.py).
 """
 
 import logging
@@ -58,6 +60,21 @@ class Running:
             users[user_id] += 1
             teams[team_id] += 1
         return cls(users, teams)
+
+    @classmethod
+    def soon(cls) -> "Running":
+        """What runs now plus the jobs whose task is on the way (new, or taken by a dispatch), as far as
+        their creator has room: those will claim. Without them, every run that ends would see the slots of
+        jobs sent a moment ago as free, and send more jobs than the limits let start."""
+        running = cls.now()
+        on_the_way = GenerationJob.objects.filter(
+            status=GenerationJob.Status.QUEUED, attempts=0, progress_at__isnull=True
+        ).values_list("created_by_id", "team_id")
+        for user_id, team_id in on_the_way:
+            if running.has_room(user_id, team_id):
+                running.per_user[user_id] += 1
+                running.per_team[team_id] += 1
+        return running
 
     def full_users(self) -> list[int]:
         return [user for user, count in self.per_user.items() if count >= per_user()]
@@ -129,7 +146,7 @@ def fairest(limit: int = DISPATCH_AT_MOST) -> list[UUID]:
     """The held jobs to start next (queued, never started, their task spent on a refusal: see
     `held_stamp`), as many as the limits leave room for, counting those picked before them, at most
     `limit`: the job of whoever has the fewest running goes first, then the oldest."""
-    running = Running.now()
+    running = Running.soon()
     picked: list[UUID] = []
     while len(picked) < limit:
         held = claimable(running).filter(attempts=0, progress_at__isnull=False).exclude(pk__in=picked)
@@ -159,15 +176,30 @@ def held_stamp(job_id: UUID | str) -> None:
     )
 
 
+def held_take(job_id: UUID) -> bool:
+    """Take a held job for sending, once: its stamp is cleared (a task is on the way again, as for a new
+    job), and only the dispatcher whose conditional UPDATE cleared it sends the task. Runs that end together
+    each pick the same fairest jobs; without this each would send them all, and the worker would spend its
+    time refusing duplicates while the slots stay empty."""
+    return bool(
+        GenerationJob.objects.filter(
+            pk=job_id, status=GenerationJob.Status.QUEUED, attempts=0, progress_at__isnull=False
+        ).update(progress_at=None)
+    )
+
+
 def jobs_dispatch(*, queue: str | None = None) -> int:
     """Send a task for each of the fairest held jobs (after a run ended and freed its slot), to `queue` (the
-    one the ending task came from) or the default. A job that gets two tasks runs once: the claim is a
-    conditional UPDATE. How many were sent."""
+    one the ending task came from) or the default. Each held job gets one task, however many runs end at
+    once (`held_take`); a job that gets two anyway (the reconciler's) runs once: the claim is a conditional
+    UPDATE. How many were sent."""
     from generations.tasks import job_run_task  # the task module imports this one
 
     sent = 0
     try:
         for pk in fairest():
+            if not held_take(pk):
+                continue  # another run's dispatch sent it
             job_run_task.apply_async((str(pk),), queue=queue)
             sent += 1
     except OperationalError as exc:  # the reconciler sends them once the broker is back

@@ -78,6 +78,32 @@ def test_a_held_job_starts_when_a_slot_of_its_creator_frees(limits):
     assert task_arrives(backlog[5]) == "held"
 
 
+def test_runs_that_end_together_send_each_held_job_once(limits):
+    """Every run that ends picks the fairest held jobs; when several end at once they pick the same ones.
+    Only the first to take a job sends its task, so the worker is not flooded with duplicates to refuse
+    while the freed slots stay empty (what held throughput at a quarter of the limit)."""
+    alice = UserFactory()
+    backlog = queued_jobs(alice, 8)
+    for job in backlog:
+        task_arrives(job)
+    running.job_finish(job=backlog[0], status=GenerationJob.Status.SUCCEEDED)
+    running.job_finish(job=backlog[1], status=GenerationJob.Status.SUCCEEDED)
+
+    first_end, second_end = queueing.fairest(), queueing.fairest()
+    assert first_end == second_end == [backlog[4].pk, backlog[5].pk]
+    assert [queueing.held_take(pk) for pk in first_end] == [True, True]
+    assert [queueing.held_take(pk) for pk in second_end] == [False, False]
+    # Taken jobs have their task on the way: no later dispatch picks them again, and they still claim.
+    assert queueing.fairest() == []
+    assert [task_arrives(backlog[4]), task_arrives(backlog[5]), task_arrives(backlog[6])] == [
+        "claimed",
+        "claimed",
+        "held",
+    ]
+    assert queueing.fairest() == []  # full again: the refused one is held, stamped for the next free slot
+    assert GenerationJob.objects.get(pk=backlog[6].pk).progress_at is not None
+
+
 def test_the_freed_slots_go_first_to_whoever_has_the_fewest_running(limits):
     alice, bob = UserFactory(), UserFactory()
     team = alice.current_team
