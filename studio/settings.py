@@ -248,6 +248,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # this long lost its worker and is taken back. One image's request gives up after JOB_REQUEST_TIMEOUT_SECONDS,
 # so a live run is never silent longer than that.
 JOB_REQUEST_TIMEOUT_SECONDS = float(os.environ.get("JOB_REQUEST_TIMEOUT_SECONDS", "60"))
+# A job of several images asks for up to this many at the same time (each one request, recorded and
+# charged as when they go one by one): four images arrive in one answer's time.
+JOB_IMAGES_AT_ONCE = env_int("JOB_IMAGES_AT_ONCE", 4)
 JOB_QUEUED_GRACE_SECONDS = float(os.environ.get("JOB_QUEUED_GRACE_SECONDS", "60"))
 JOB_STALE_SECONDS = float(os.environ.get("JOB_STALE_SECONDS", "90"))
 # Fairness (generations/queueing.py): at most this many jobs running per person and per team; the rest wait

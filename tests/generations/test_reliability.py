@@ -36,8 +36,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def requests_of(job: GenerationJob) -> list[tuple[int, int, str]]:
-    """(image index, attempt, outcome) of every request sent for the job, in order."""
-    return list(job.api_requests.order_by("pk").values_list("index", "attempt", "outcome"))
+    """(image index, attempt, outcome) of every request sent for the job, by image, then attempt (a job's
+    images are asked for at once, so the order they were sent in is not fixed)."""
+    return list(
+        job.api_requests.order_by("index", "attempt", "pk").values_list("index", "attempt", "outcome")
+    )
 
 
 def possible_charge_text(count: int, credits: Decimal) -> str:
@@ -87,6 +90,19 @@ def test_each_image_is_its_own_request_with_the_seed_chosen_when_the_job_was_mad
     ]
     assert sorted(job.images.values_list("index", "seed")) == [(0, 41), (1, 42), (2, 43)]
     assert job.credits_spent == 3 * PRICE == before - sandbox_credits(studio_engine)
+
+
+def test_a_jobs_images_are_asked_for_at_once_so_four_take_one_answers_time(studio_engine, user):
+    key_faults(studio_engine, latency_ms=600)
+    job = GenerationJobFactory(created_by=user, samples=4, seeds=[1, 2, 3, 4])
+    running.job_run(job_id=job.pk)  # the worker, here
+    job.refresh_from_db()
+    assert job.status == "succeeded" and job.images.count() == 4
+    spans = list(job.api_requests.values_list("sent_at", "finished_at"))
+    assert len(spans) == 4  # still one request per image, each recorded and charged
+    # All four were sent before the first answer came back.
+    assert max(sent for sent, _ in spans) < min(finished for _, finished in spans)
+    assert job.credits_spent == 4 * PRICE
 
 
 def test_seed_zero_gets_random_seeds_chosen_once_and_a_given_seed_counts_up_as_the_api_does():
@@ -184,7 +200,8 @@ def test_a_job_that_fails_part_way_keeps_its_images_and_says_what_failed(
     assert job.images.count() == 1
     assert job.error_message.startswith("1 of 3 images made and kept; the rest failed.")
     assert "lack sufficient credits" in job.error_message
-    assert requests_of(job) == [(0, 1, "charged"), (1, 1, "not_charged")]  # nothing sent after a refusal
+    # The three were asked for at once: one answered and charged, the other two refused and free.
+    assert sorted(outcome for _, _, outcome in requests_of(job)) == ["charged", "not_charged", "not_charged"]
     assert job.credits_spent == PRICE
     html = card(authed_client, job)
     assert "1 of 3 images were made and kept" in html and html.count('class="thumbs"') == 1
@@ -330,9 +347,12 @@ def test_cancelling_a_queued_job_ends_it_at_once_and_costs_nothing(studio_engine
     assert not job.api_requests.exists() and sandbox_credits(studio_engine) == before
 
 
-def test_cancelling_a_running_job_stops_it_before_its_next_request_and_keeps_its_images(studio_engine, user):
+def test_cancelling_a_running_job_stops_it_before_its_next_request_and_keeps_its_images(
+    studio_engine, user, settings
+):
     key_faults(studio_engine, latency_ms=400)
-    job = GenerationJobFactory(created_by=user, samples=4)
+    settings.JOB_IMAGES_AT_ONCE = 2  # two by two: the third and fourth are sent before Cancel lands
+    job = GenerationJobFactory(created_by=user, samples=8)
     before = sandbox_credits(studio_engine)
 
     def click_cancel_once_an_image_is_stored() -> None:
@@ -351,9 +371,9 @@ def test_cancelling_a_running_job_stops_it_before_its_next_request_and_keeps_its
 
     job.refresh_from_db()
     kept = job.images.count()
-    assert job.status == "cancelled" and 1 <= kept < 4
-    assert job.error_message == f"Cancelled: {kept} of 4 images kept."
-    assert job.api_requests.count() == kept  # nothing was sent after the request in flight
+    assert job.status == "cancelled" and 1 <= kept < 8
+    assert job.error_message == f"Cancelled: {kept} of 8 images kept."
+    assert job.api_requests.count() == kept  # nothing was sent after the requests in flight
     assert job.credits_spent == kept * PRICE == before - sandbox_credits(studio_engine)
 
 

@@ -2,6 +2,7 @@
 returns, charges the price shown before it ran, and keeps its lineage."""
 
 import io
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -156,18 +157,22 @@ def test_a_partly_successful_job_keeps_what_succeeded_and_says_what_failed(studi
     real_run = StableImageClient.run
     calls = []
 
-    def second_refused(self, request, **kwargs):  # a fault injected after one real answer
-        calls.append(request.seed)
-        if len(calls) == 2:
+    arriving = threading.Lock()
+
+    def second_refused(self, request, **kwargs):  # the second request to arrive is refused
+        with arriving:
+            calls.append(request.seed)
+            refused = len(calls) == 2
+        if refused:
             raise PermanentError("Your balance is too low.", status=402, name="payment_required")
         return real_run(self, request, **kwargs)
 
     monkeypatch.setattr(StableImageClient, "run", second_refused)
-    job = generate(user, prompt="three lighthouses", samples=3)
+    job = generate(user, prompt="three lighthouses", samples=3)  # asked for at once
     assert job.status == "failed"
-    assert job.error_message.startswith("1 of 3 images made and kept; the rest failed.")
+    assert job.error_message.startswith("2 of 3 images made and kept; the rest failed.")
     assert "balance is too low" in job.error_message
-    assert job.images.count() == 1 and job.credits_spent == 3
+    assert job.images.count() == 2 and job.credits_spent == 6
 
 
 def test_variations_of_a_core_picture_are_image_to_image_on_sd35_large(studio_engine, user):
