@@ -25,7 +25,7 @@ from django.utils import timezone
 from accounts.services import team_balance_forget, team_client
 from accounts.services.stability import no_client_message
 from generations import queueing
-from generations.imaging import as_png, picture_of
+from generations.imaging import as_png, picture_soon
 from generations.metadata import png_with_metadata
 from generations.models import MAX_ATTEMPTS, ApiRequest, GalleryImage, GenerationJob, JobRequest
 from generations.stability.client import StabilityClient
@@ -523,22 +523,23 @@ def image_store(
         if api_request is not None:
             _request_settle(api_request, outcome, credits=credits)
         return existing
-    # How the image was made travels in the file: A1111's `parameters` text and Studio's own JSON.
-    png = png_with_metadata(artifact.png, job=job, index=index, seed=artifact.seed)
-    picture = picture_of(png)
+    # The pixels are decoded once, and the thumbnail made, on another core while this thread writes the
+    # PNG with how the image was made (A1111's `parameters` text and Studio's own JSON) spliced in.
+    picture_made = picture_soon(artifact.png)
     image = GalleryImage(
         job=job,
         index=index,
         team_id=job.team_id,
         created_by_id=job.created_by_id,
-        width=picture.width,
-        height=picture.height,
         seed=artifact.seed,
         finish_reason=artifact.finish_reason,
     )
-    image.image.save("image.png", ContentFile(png), save=False)
-    image.thumbnail.save("thumbnail.webp", ContentFile(picture.thumbnail), save=False)
     try:
+        png = png_with_metadata(artifact.png, job=job, index=index, seed=artifact.seed)
+        image.image.save("image.png", ContentFile(png), save=False)
+        picture = picture_made.result()
+        image.width, image.height = picture.width, picture.height
+        image.thumbnail.save("thumbnail.webp", ContentFile(picture.thumbnail), save=False)
         with transaction.atomic():
             image.save(force_insert=True)
             if api_request is not None:

@@ -1,5 +1,8 @@
 import io
+import struct
+import zlib
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -7,8 +10,9 @@ from PIL import Image
 from accounts.services import team_balance
 from generations import running, services
 from generations.models import GalleryImage, GenerationJob
+from generations.png_text import SIGNATURE, chunks
 from generations.stability.contract import Prompt, price_per_image
-from generations.stability.types import TextToImageRequest, TransientError
+from generations.stability.types import Artifact, TextToImageRequest, TransientError
 from tests.factories import GenerationJobFactory, UserFactory
 from tests.images import encode, picture_bytes
 
@@ -191,3 +195,20 @@ def test_a_thumbnail_shows_transparent_pixels_as_a_checkerboard_not_the_colours_
     corner = pixels[:16, :16].reshape(-1, 3)  # two squares of each colour
     assert all(min(abs(corner - colour).sum(axis=1)) < 24 for colour in CHECKER_COLOURS)
     assert abs(pixels[96, 192] - (220, 40, 40)).sum() < 40  # the subject as it is
+
+
+def test_an_image_whose_pixels_cannot_be_decoded_is_not_stored_and_leaves_no_file_behind(settings):
+    # Chunks intact (the metadata splices in), the compressed pixels cut short: the decode fails on the
+    # thumbnail's thread, after the PNG was written on the storing one.
+    whole = photo_like_png(256, 256)
+    idat = b"".join(bytes(chunk.body) for chunk in chunks(whole) if chunk.type == b"IDAT")[:2000]
+    header = next(chunk for chunk in chunks(whole) if chunk.type == b"IHDR")
+    cut = SIGNATURE + whole[header.start : header.end]
+    cut += struct.pack(">I", len(idat)) + b"IDAT" + idat + struct.pack(">I", zlib.crc32(b"IDAT" + idat))
+    cut += struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+    job = GenerationJobFactory(width=256, height=256, status="running")
+    with pytest.raises(OSError):
+        running.image_store(job=job, index=0, artifact=Artifact(cut, 7, "SUCCESS"))
+    assert not GalleryImage.objects.filter(job=job).exists()
+    media = Path(settings.MEDIA_ROOT)
+    assert not [p for folder in ("images", "thumbnails") for p in (media / folder).rglob("*") if p.is_file()]
