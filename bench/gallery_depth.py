@@ -5,7 +5,10 @@ a page's 24 thumbnails, and the image page at the newest and at a deep image.
 for PostgreSQL) and prints the table; bench/library.py's `library_rows` adds these rows to its own.
 Every figure is measured against a baseline in the same run: a signed-in view that does nothing but
 sign the person in and resolve their team (`/bench/signed-in/`, mounted only here), so that the time a
-page adds is read apart from what every signed-in request costs on this machine at this moment.
+page adds is read apart from what every signed-in request costs on this machine at this moment. Signing
+in reads the session from the cache (here the file cache: the benchmark sets no REDIS_URL) and the person
+with their current team in one query (accounts/backends.py). The thumbnails are fetched by the signed
+links the gallery's tiles carry (generations/media_views.py): no session and no query each.
 """
 
 import io
@@ -14,6 +17,7 @@ import re
 import statistics
 import time
 from collections.abc import Callable
+from html import unescape
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +94,7 @@ def get_ok(client: Any, url: str, **headers: str) -> Any:
 
 
 def thumbnails_of(html: str) -> list[str]:
-    return re.findall(r'<img src="([^"]+)" alt="[^"]*" loading="lazy"', html)
+    return [unescape(src) for src in re.findall(r'<img src="([^"]+)" alt="[^"]*" loading="lazy"', html)]
 
 
 def write_thumbnails(team: Any, urls: list[str]) -> None:
@@ -102,7 +106,7 @@ def write_thumbnails(team: Any, urls: list[str]) -> None:
     Image.new("RGB", (240, 240), (90, 120, 150)).save(buffer, "WEBP", quality=82)
     prefix = "/media/"
     for url in urls:
-        target = Path(settings.MEDIA_ROOT) / url.split(prefix, 1)[1]
+        target = Path(settings.MEDIA_ROOT) / url.split(prefix, 1)[1].partition("?")[0]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(buffer.getvalue())
 

@@ -3,7 +3,8 @@
 `python -m bench.library` runs it alone (BENCH_DATABASE_URL=postgres://... for PostgreSQL, where the
 figures of issue 10 are promised) and writes docs/library.md; bench/__main__.py calls `library_rows`.
 Every figure is the server's own time through Django's test client: median and p95 of repeated requests,
-and the number of queries one request makes (session, user and team look-ups included).
+and the number of queries one request makes (signing in included: the user with their current team; the
+session comes from the cache).
 """
 
 import os

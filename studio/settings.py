@@ -153,11 +153,19 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "generations:create"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
-# django-axes first: it refuses a locked-out username+address before the password is even checked.
+# django-axes first: it refuses a locked-out username+address before the password is even checked. Then
+# Django's ModelBackend, whose look-up of the signed-in user on each request also brings their current team
+# (accounts/backends.py); Django's own stays listed for sessions signed in under its name before.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
+    "accounts.backends.UserWithTeamBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Sessions are read from the cache (Redis with REDIS_URL, else files) and written through to the database,
+# so a signed-in request does not query the session table; a session missing from the cache, or a cache
+# that cannot be reached, is read from the database. Django's cached_db, kept working without the cache
+# (accounts/sessions.py). https://docs.djangoproject.com/en/6.1/topics/http/sessions/#using-cached-sessions
+SESSION_ENGINE = "accounts.sessions"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -85,7 +85,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
         )
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="accounts.backends.UserWithTeamBackend")
         return redirect(next_url or "generations:create")
     return render(request, "accounts/signup.html", {"form": form, "next": next_url})
 
