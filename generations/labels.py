@@ -5,9 +5,15 @@ the estimate."""
 import math
 import re
 from fractions import Fraction
+from typing import TYPE_CHECKING
+
+from django.utils.formats import localize
 
 from generations.stability.contract import CLIP_GUIDANCE_PRESETS, ENGINES, SAMPLERS, STYLE_PRESETS
 from generations.stable_image import operation_name
+
+if TYPE_CHECKING:
+    from generations.models import GenerationJob
 
 TIMES = "×"  # the one multiplication sign, in sizes and counts
 
@@ -138,6 +144,26 @@ def size_label(size: str | tuple[int, int] | list[int]) -> str:
 def dimensions(width: int, height: int) -> str:
     """ "1216 × 832": a size without its shape."""
     return f"{width} {TIMES} {height}"
+
+
+def job_settings(job: "GenerationJob") -> str:
+    """A job's card line: "Text to image · 4 images, 1:1 square, 1024 × 1024 · Stable Diffusion XL 1.0",
+    then its style, image strength and step schedule when it has them (numbers as templates show them)."""
+    kind = job.get_kind_display()
+    if job.kind == "upscale":
+        kind += f" {TIMES}{localize(job.upscale_factor)}"
+    parts = [
+        kind,
+        f"{job.samples} image{'' if job.samples == 1 else 's'}, {size_label(job.size)}",
+        engine_name(job.engine_id),
+    ]
+    if job.style_preset:
+        parts.append(style_label(job.style_preset))
+    if job.image_strength is not None:
+        parts.append(f"strength {localize(job.image_strength)}")
+    if job.init_image_mode == "STEP_SCHEDULE":
+        parts.append(f"schedule {localize(job.step_schedule_start)}–{localize(job.step_schedule_end or '0')}")
+    return " · ".join(parts)
 
 
 def sampler_choices() -> list[tuple[str, str]]:

@@ -1,21 +1,28 @@
 """The job card in templates: `{% load job_cards %}`, then `job|possible_charges` for the requests that got
 no answer (the API may have charged them), `job|may_cancel:request` and `job|may_retry:request` for its
-buttons, `job|failure` for why it failed, `job|card_version` and `{% poll_every %}` for its polling, and
-`image|thumbnail_size` for a thumbnail's real size, `{% queue_place job as place %}` for a queued job's
-place."""
+buttons, `job|failure` for why it failed, `job|card_version` and `{% poll_every %}` for its polling,
+`job|card_url` for its URL, `job|elapsed_seconds`, `{% thumbnails job %}` for its images' list items, and
+`{% queue_place job as place %}` for a queued job's place."""
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
+from uuid import UUID
 
 from django import template
+from django.template.defaultfilters import floatformat
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from accounts.policy import Action
 from accounts.types import AuthedRequest
 from generations import labels
 from generations.imaging import THUMBNAIL_SIDE
 from generations.job_retry import Failure, failure_of
-from generations.models import ApiRequest, GalleryImage, GenerationJob
+from generations.models import ApiRequest, GenerationJob
 from generations.queueing import Waiting, waiting
 
 register = template.Library()
@@ -143,10 +150,45 @@ def ordinal(position: int) -> str:
     return f"{position}{suffix}"
 
 
+@register.simple_tag(takes_context=True)
+def thumbnails(context: template.Context, job: GenerationJob) -> SafeString:
+    """The card's thumbnails, each linked to its image's page, as list items. Written here rather than as
+    a loop in the template: the loop's tags and lookups per image were most of what a changed card cost
+    beyond its queries (docs/benchmarks.md, "Job pages"). A polled card is on screen, so its images load
+    at once; elsewhere lazily."""
+    alt = Truncator(job.prompt).chars(80)
+    lazy = "" if context.get("polled") else mark_safe(' loading="lazy"')
+    filtered = mark_safe('<span class="badge">Filtered</span>')
+    item = '<li><a href="{}"><img src="{}" alt="{} (seed {})" width="{}" height="{}"{}>{}</a></li>'
+    return format_html_join(  # every value escaped
+        "\n",
+        item,
+        (
+            (image.url, image.thumbnail_url, alt, image.seed, *fit_box(image, THUMBNAIL_SIDE), lazy, badge)
+            for image in job.images.all()
+            for badge in [filtered if image.is_filtered else ""]
+        ),
+    )
+
+
 @register.filter
-def thumbnail_size(image: GalleryImage) -> tuple[int, int]:
-    """The stored thumbnail's own size (the image fitted into THUMBNAIL_SIDE), for its width and height."""
-    return fit_box(image, THUMBNAIL_SIDE)
+def elapsed_seconds(job: GenerationJob) -> str:
+    """Seconds since the job was created, whole while it runs (the page counts on from there), to the
+    tenth once finished."""
+    return floatformat(job.elapsed.total_seconds(), 1 if job.is_finished else 0)
+
+
+@functools.cache
+def _card_prefix() -> str:
+    example = UUID(int=0)
+    return reverse("generations:job-card", args=[example]).removesuffix(f"{example}/")
+
+
+@register.filter
+def card_url(job: GenerationJob) -> str:
+    """The card's URL, under which Cancel (`cancel/`) and Retry (`retry/`) live (generations.job_views):
+    one reverse() per process, not three per card."""
+    return f"{_card_prefix()}{job.pk}/"
 
 
 @register.filter

@@ -1,10 +1,11 @@
 """Human labels in templates: `{% load labels %}`, then `job.engine_id|engine_name`,
 `job.sampler|sampler_label`, `job.size|size_label` (or a (width, height) pair),
-`job.style_preset|style_label`."""
+`job.style_preset|style_label`, `job|job_settings` for a job card's settings line."""
 
 from django import template
 
 from generations import labels
+from generations.models import GenerationJob
 
 register = template.Library()
 
@@ -37,3 +38,8 @@ def clip_guidance_label(preset: str | None) -> str:
 @register.filter
 def stable_image_settings(options: dict[str, object] | None) -> list[tuple[str, str]]:
     return labels.stable_image_settings(options or {})
+
+
+@register.filter
+def job_settings(job: GenerationJob) -> str:
+    return labels.job_settings(job)

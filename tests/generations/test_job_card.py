@@ -105,7 +105,8 @@ def test_an_unchanged_card_costs_one_query_besides_the_sign_in(
     for index in range(9):
         GalleryImageFactory(job=job, index=index)
     url = poll_url(first_card(authed_client, job))
-    with django_assert_num_queries(3):  # the session, the user, and the job with its images' count
+    # The user (with their team; the session comes from the cache), and the job with its images' count.
+    with django_assert_num_queries(2):
         response = authed_client.get(url, **HTMX)
     assert response.status_code == 204 and response.content == b""
 
@@ -115,11 +116,13 @@ def test_a_changed_card_costs_a_fixed_number_of_queries(authed_client, user, dja
     url = poll_url(first_card(authed_client, job))
     for index in range(9):
         GalleryImageFactory(job=job, index=index)
-    # The session, the user, the job, its images, the user's memberships (for Cancel): the same for 1 image
-    # or 9.
-    with django_assert_num_queries(5):
+    # The user (with their team and membership, for Cancel), the job, its images: the same for 1 image or 9.
+    with django_assert_num_queries(3):
         response = authed_client.get(url, **HTMX)
-    assert response.status_code == 200 and response.content.decode().count("<img") == 9
+    html = response.content.decode()
+    assert response.status_code == 200 and html.count("<img") == 9
+    cancel = reverse("generations:job-cancel", args=[job.pk])
+    assert f'action="{cancel}" hx-post="{cancel}"' in html
 
 
 def test_a_card_without_a_version_is_answered_in_full(authed_client, user):
@@ -145,6 +148,22 @@ def test_thumbnails_keep_their_pictures_shape(authed_client, user):
     assert 'width="384" height="263"' in html  # 3:2 landscape, as stored
     assert 'width="160" height="384"' in html  # portrait
     assert 'width="160" height="160"' not in html
+
+
+def test_thumbnails_link_their_images_escape_the_prompt_and_mark_filtered_ones(authed_client, user):
+    job = GenerationJobFactory(
+        created_by=user, status="succeeded", finished_at=timezone.now(), prompt='a <b>"bold"</b> lighthouse'
+    )
+    shown = GalleryImageFactory(job=job, index=0, seed=7)
+    filtered = GalleryImageFactory(job=job, index=1, seed=8, finish_reason="CONTENT_FILTERED")
+    polled = first_card(authed_client, job)
+    alt = "a &lt;b&gt;&quot;bold&quot;&lt;/b&gt; lighthouse"
+    assert f'<a href="{shown.url}"><img src="{shown.thumbnail_url}" alt="{alt} (seed 7)"' in polled
+    assert f'alt="{alt} (seed 8)" width="384" height="384"><span class="badge">Filtered</span></a>' in polled
+    assert polled.count("Filtered") == 1 and filtered.url in polled
+    assert "loading=" not in polled  # swapped in on screen: loads at once
+    page = authed_client.get(reverse("generations:job-card", args=[job.pk])).content.decode()
+    assert page.count('loading="lazy"') == 2 and alt in page
 
 
 def test_the_card_names_the_engine_and_uses_one_multiplication_sign(authed_client, user):
@@ -193,6 +212,8 @@ def test_a_busy_api_is_explained_with_its_message_as_detail_and_retry(authed_cli
     assert "The Stability API was busy" in html
     assert "<summary>What the API said</summary>" in html and api_said in html
     assert 'class="secondary job-retry"' in html
+    retry = reverse("generations:job-retry", args=[job.pk])
+    assert f'action="{retry}" hx-post="{retry}"' in html
     assert "Tried 4 times" not in html and "try again" not in html.lower()
 
 
