@@ -11,30 +11,16 @@ from django.urls import reverse
 
 from accounts.models import Membership
 from generations import media_views
-from tests.factories import UserFactory
 from tests.library_factories import library_image
 from tests.membership_factories import TeamFactory
+from tests.spend_factories import client_for, join
 
 pytestmark = pytest.mark.django_db
 GALLERY = reverse("generations:gallery")
 
 
-def client_for(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def thumbnail_links(html: str) -> list[str]:
     return [unescape(src) for src in re.findall(r'<img src="([^"]+)" alt="[^"]*" loading="lazy"', html)]
-
-
-def member_of(team, username: str):
-    user = UserFactory(username=username)
-    Membership.objects.create(user=user, team=team, role="member")
-    user.current_team = team
-    user.save(update_fields=["current_team"])
-    return user
 
 
 def with_query(link: str, **changes: str) -> str:
@@ -51,7 +37,7 @@ def body(response) -> bytes:
 def two_teams():
     """Harbour (ada, bob) and Orchard (cy), each with an image; ada's gallery link to Harbour's image."""
     harbour, orchard = TeamFactory(name="Harbour"), TeamFactory(name="Orchard")
-    ada, bob, cy = member_of(harbour, "ada"), member_of(harbour, "bob"), member_of(orchard, "cy")
+    ada, bob, cy = join(harbour, username="ada"), join(harbour, username="bob"), join(orchard, username="cy")
     ours, theirs = library_image(ada, harbour), library_image(cy, orchard)
     [link] = thumbnail_links(client_for(ada).get(GALLERY).content.decode())
     return {"ada": ada, "bob": bob, "cy": cy, "ours": ours, "theirs": theirs, "link": link}
