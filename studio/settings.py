@@ -303,8 +303,10 @@ STABILITY_RATE_GIVE_UP_SECONDS = float(os.environ.get("STABILITY_RATE_GIVE_UP_SE
 # An asynchronous Stable Image result (creative upscale, relight) is asked for again after this long; the
 # platform asks for no more than one poll every 10 s per result.
 STABILITY_RESULT_POLL_SECONDS = float(os.environ.get("STABILITY_RESULT_POLL_SECONDS", "10"))
-# Connections each process keeps to the API: one per request in flight (worker threads, web threads).
-STABILITY_HTTP_CONNECTIONS = env_int("STABILITY_HTTP_CONNECTIONS", 160)
+# Connections each process may open to the API: one per request in flight. A worker's threads (100) each
+# ask for up to JOB_IMAGES_AT_ONCE (4) images at once; the rate limit keeps fewer in flight at ordinary
+# latencies, but a slow model could otherwise leave requests waiting for a connection.
+STABILITY_HTTP_CONNECTIONS = env_int("STABILITY_HTTP_CONNECTIONS", 416)
 
 # The sandbox: moderation words and fault injection (see README, "The sandbox").
 SANDBOX_BANNED_WORDS = env_list("SANDBOX_BANNED_WORDS", "contraband")
