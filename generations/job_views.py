@@ -119,7 +119,7 @@ def job_retry(request: AuthedRequest, job_id: UUID) -> HttpResponse:
     return _card(request, job, retry_refused=refusal)
 
 
-# Cancel and Retry live under the card's URL: the card builds theirs on it (job_cards.card_url).
+# Cancel and Retry live under the card's URL: the card builds theirs on it (GenerationJob.card_url).
 urlpatterns: list[URLPattern] = [
     path("jobs/<uuid:job_id>/", job_card, name="job-card"),
     path("jobs/<uuid:job_id>/cancel/", job_cancel, name="job-cancel"),

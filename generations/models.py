@@ -215,6 +215,11 @@ class GenerationJob(models.Model):
         return (self.finished_at or timezone.now()) - self.created_at
 
     @property
+    def card_url(self) -> str:
+        """The job's card; Cancel (`cancel/`) and Retry (`retry/`) live under it (generations.job_views)."""
+        return f"{uuid_url_prefix('generations:job-card')}{self.pk}/"
+
+    @property
     def size(self) -> str:
         return f"{self.width}x{self.height}"
 
@@ -533,7 +538,7 @@ class GalleryImage(models.Model):
 
     @property
     def url(self) -> str:
-        return f"{_detail_prefix()}{self.pk}/"
+        return f"{uuid_url_prefix('generations:image-detail')}{self.pk}/"
 
     @property
     def caption(self) -> str:
@@ -596,9 +601,10 @@ def media_url(name: str | None) -> str:
 
 
 @functools.cache
-def _detail_prefix() -> str:
+def uuid_url_prefix(name: str) -> str:
+    """What the URL named `name` puts before a row's uuid: one reverse() per process, not one per row."""
     example = uuid.UUID(int=0)
-    return reverse("generations:image-detail", args=[example]).removesuffix(f"{example}/")
+    return reverse(name, args=[example]).removesuffix(f"{example}/")
 
 
 class ApiRequest(models.Model):

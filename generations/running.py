@@ -221,9 +221,10 @@ def _job_generate(job: GenerationJob, attempt: int) -> GenerationJob:
         ask(index)
         _job_alive(job, attempt, cancellable=False)
 
+    at_once = _at_once(len(missing))
     try:
-        if _at_once(len(missing)) > 1:
-            _each_in_parallel(one, missing)
+        if at_once > 1:
+            _each_in_parallel(one, missing, at_once)
         else:
             for index in missing:
                 one(index)
@@ -246,8 +247,8 @@ def _at_once(missing: int) -> int:
 _DECISIVE = (RunStopped, PermanentError, KeyPaused, ResultPending)
 
 
-def _each_in_parallel(one: Callable[[int], None], indexes: list[int]) -> None:
-    """Call `one` for each index in its own thread, every request recorded and settled by its own thread
+def _each_in_parallel(one: Callable[[int], None], indexes: list[int], at_once: int) -> None:
+    """Call `one` for each index on `at_once` threads, every request recorded and settled by its own thread
     as when they go one by one; once all have returned, raise the most decisive of their failures (the
     lowest index among equals), for `job_run` to handle as it would a single request's."""
 
@@ -260,7 +261,7 @@ def _each_in_parallel(one: Callable[[int], None], indexes: list[int]) -> None:
         finally:
             connection.close()  # each thread's own connection, opened for its records
 
-    with ThreadPoolExecutor(_at_once(len(indexes)), thread_name_prefix="job-image") as pool:
+    with ThreadPoolExecutor(at_once, thread_name_prefix="job-image") as pool:
         failures = [exc for exc in pool.map(each, indexes) if exc is not None]
     for kind in (*_DECISIVE, BaseException):
         for exc in failures:

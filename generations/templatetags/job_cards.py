@@ -1,18 +1,15 @@
 """The job card in templates: `{% load job_cards %}`, then `job|possible_charges` for the requests that got
 no answer (the API may have charged them), `job|may_cancel:request` and `job|may_retry:request` for its
 buttons, `job|failure` for why it failed, `job|card_version` and `{% poll_every %}` for its polling,
-`job|card_url` for its URL, `job|elapsed_seconds`, `{% thumbnails job %}` for its images' list items, and
+`job|elapsed_seconds`, `{% thumbnails job %}` for its images' list items, and
 `{% queue_place job as place %}` for a queued job's place."""
 
-import functools
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Protocol
-from uuid import UUID
 
 from django import template
 from django.template.defaultfilters import floatformat
-from django.urls import reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
@@ -176,19 +173,6 @@ def elapsed_seconds(job: GenerationJob) -> str:
     """Seconds since the job was created, whole while it runs (the page counts on from there), to the
     tenth once finished."""
     return floatformat(job.elapsed.total_seconds(), 1 if job.is_finished else 0)
-
-
-@functools.cache
-def _card_prefix() -> str:
-    example = UUID(int=0)
-    return reverse("generations:job-card", args=[example]).removesuffix(f"{example}/")
-
-
-@register.filter
-def card_url(job: GenerationJob) -> str:
-    """The card's URL, under which Cancel (`cancel/`) and Retry (`retry/`) live (generations.job_views):
-    one reverse() per process, not three per card."""
-    return f"{_card_prefix()}{job.pk}/"
 
 
 @register.filter
