@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import Membership
-from tests.factories import UserFactory
 from tests.library_factories import library_image
 from tests.membership_factories import TeamFactory
+from tests.spend_factories import join
 
 pytestmark = pytest.mark.django_db
 GALLERY = reverse("generations:gallery")
@@ -23,10 +23,8 @@ UNREACHABLE = {
 
 @pytest.fixture
 def ada_in_harbour():
-    ada, harbour = UserFactory(username="ada"), TeamFactory(name="Harbour")
-    Membership.objects.create(user=ada, team=harbour, role="member")
-    ada.current_team = harbour
-    ada.save(update_fields=["current_team"])
+    harbour = TeamFactory(name="Harbour")
+    ada = join(harbour, username="ada")
     image = library_image(ada, harbour, prompt="a harbour at dusk")
     client = Client()
     client.force_login(ada)
