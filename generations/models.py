@@ -302,7 +302,9 @@ class GenerationJob(models.Model):
 
 
 def read_file(file: models.fields.files.FieldFile) -> bytes:
-    with file.open("rb") as handle:
+    """The stored file's bytes, through a handle of its own: a FieldFile keeps one file object, which
+    another thread reading the same row (a job's images go out at once) would close under this one."""
+    with file.storage.open(file.name or "", "rb") as handle:
         return handle.read()
 
 

@@ -1,6 +1,7 @@
 import io
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -9,11 +10,11 @@ from PIL import Image
 
 from accounts.services import team_balance
 from generations import running, services
-from generations.models import GalleryImage, GenerationJob
+from generations.models import GalleryImage, GenerationJob, read_file
 from generations.png_text import SIGNATURE, chunks
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import Artifact, TextToImageRequest, TransientError
-from tests.factories import GenerationJobFactory, UserFactory
+from tests.factories import GalleryImageFactory, GenerationJobFactory, UserFactory
 from tests.images import encode, picture_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -212,3 +213,15 @@ def test_an_image_whose_pixels_cannot_be_decoded_is_not_stored_and_leaves_no_fil
     assert not GalleryImage.objects.filter(job=job).exists()
     media = Path(settings.MEDIA_ROOT)
     assert not [p for folder in ("images", "thumbnails") for p in (media / folder).rglob("*") if p.is_file()]
+
+
+def test_a_stored_file_is_read_whole_by_several_threads_at_once():
+    """A job's images go out together, and each thread reads the job's input images (for its request and
+    for the metadata it writes) through the same row: one thread's read must not close another's."""
+    image = GalleryImageFactory()
+    with image.image.open("rb") as stored:
+        whole = stored.read()
+    field = GenerationJob.objects.get(pk=image.job_id).images.get().image  # one file object, shared
+    with ThreadPoolExecutor(8) as pool:
+        reads = list(pool.map(lambda _: read_file(field), range(400)))
+    assert all(read == whole for read in reads)
