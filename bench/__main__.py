@@ -70,7 +70,7 @@ def make_images(team, user, count: int) -> None:
                 team=team,
                 created_by=user,
                 image=f"images/{team.pk}/{i}.png",
-                thumbnail=f"thumbnails/{team.pk}/{i}.webp",
+                thumbnail=f"thumbnails/{team.pk}/{i}.jpg",
                 width=512,
                 height=512,
                 seed=i + 1,

@@ -98,12 +98,12 @@ def thumbnails_of(html: str) -> list[str]:
 
 
 def write_thumbnails(team: Any, urls: list[str]) -> None:
-    """Real WebP files for the thumbnails measured (the seeded rows name files that were never written)."""
+    """Real JPEG files for the thumbnails measured (the seeded rows name files that were never written)."""
     from django.conf import settings
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.new("RGB", (240, 240), (90, 120, 150)).save(buffer, "WEBP", quality=82)
+    Image.new("RGB", (240, 240), (90, 120, 150)).save(buffer, "JPEG", quality=90)
     prefix = "/media/"
     for url in urls:
         target = Path(settings.MEDIA_ROOT) / url.split(prefix, 1)[1].partition("?")[0]

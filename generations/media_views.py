@@ -77,8 +77,13 @@ def _stored_file(request: AuthedRequest, name: str) -> FieldFile:
     return file
 
 
+# Stored files by extension: originals, uploads and inputs are PNGs; thumbnails JPEGs, or WebP if made
+# before they were JPEGs.
+CONTENT_TYPES = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp"}
+
+
 def _response(handle: Any, name: str) -> FileResponse:
-    content_type = "image/webp" if name.endswith(".webp") else "image/png"
+    content_type = CONTENT_TYPES.get(name.rpartition(".")[2], "application/octet-stream")
     response = FileResponse(handle, content_type=content_type)
     response["Cache-Control"] = "private, max-age=86400"
     return response
@@ -97,7 +102,7 @@ def _members_file(request: AuthedRequest, path: str) -> FileResponse:
 
 PERIOD = 3_600  # seconds: a link is accepted in the hour it was issued and the next
 # What Studio names a thumbnail (generations.models.thumbnail_path), whole: nothing else is served signed.
-THUMBNAIL_NAME = re.compile(rf"thumbnails/\d+/{ROW_UUID}\.webp")  # fullmatch
+THUMBNAIL_NAME = re.compile(rf"thumbnails/\d+/{ROW_UUID}\.(?:jpg|webp)")  # fullmatch
 SIGNATURE_SALT = "generations.media_views.signed_thumbnail"
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from accounts.models import TeamOwnedQuerySet, new_token
 from generations import stable_image
+from generations.imaging import THUMBNAIL_EXTENSION
 from generations.stability.contract import Prompt, price_per_image
 from generations.stability.types import (
     ImageToImageRequest,
@@ -418,7 +419,8 @@ def image_path(instance: "GalleryImage", filename: str) -> str:
 
 
 def thumbnail_path(instance: "GalleryImage", filename: str) -> str:
-    return f"thumbnails/{instance.team_id}/{instance.pk}.webp"
+    # Thumbnails made before they were JPEGs keep their .webp names (media_views serves both).
+    return f"thumbnails/{instance.team_id}/{instance.pk}.{THUMBNAIL_EXTENSION}"
 
 
 LIVE = Q(trashed_at__isnull=True)
@@ -433,7 +435,7 @@ def image_kind(job: GenerationJob) -> str:
 
 
 class GalleryImage(models.Model):
-    """One artifact of a job: the original PNG, a WebP thumbnail and what made it."""
+    """One artifact of a job: the original PNG, a JPEG thumbnail and what made it."""
 
     class Kind(models.TextChoices):
         TEXT_TO_IMAGE = "text-to-image", "Text to image"

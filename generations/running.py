@@ -540,7 +540,7 @@ def image_store(
         image.image.save("image.png", ContentFile(png), save=False)
         picture = picture_made.result()
         image.width, image.height = picture.width, picture.height
-        image.thumbnail.save("thumbnail.webp", ContentFile(picture.thumbnail), save=False)
+        image.thumbnail.save("thumbnail", ContentFile(picture.thumbnail), save=False)
         with transaction.atomic():
             image.save(force_insert=True)
             if api_request is not None:

@@ -328,7 +328,10 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"axes": {"level": "WARNING"}},  # lock-outs, not a line for every sign-in
+    "loggers": {
+        "axes": {"level": "WARNING"},  # lock-outs, not a line for every sign-in
+        "pyvips": {"level": "WARNING"},  # libvips' problems, not its lines for every thumbnail
+    },
 }
 
 # --- Closed to strangers ---

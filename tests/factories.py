@@ -49,7 +49,7 @@ class GalleryImageFactory(factory.django.DjangoModelFactory):
     created_by = factory.LazyAttribute(lambda o: o.job.created_by)
     index = factory.Sequence(lambda n: n)
     image = factory.django.ImageField(filename="image.png", width=64, height=64, format="PNG")
-    thumbnail = factory.django.ImageField(filename="thumb.webp", width=32, height=32, format="WEBP")
+    thumbnail = factory.django.ImageField(filename="thumb.jpg", width=32, height=32, format="JPEG")
     width = 512
     height = 512
     seed = factory.Sequence(lambda n: 1000 + n)

@@ -3,6 +3,7 @@ image page and its neighbours. (Their time is measured in bench/gallery_depth.py
 cursors and neighbours compare (created_at, id) as a pair: images made in the same instant are each
 shown once, in order."""
 
+import io
 import re
 from datetime import timedelta
 from html import unescape
@@ -12,6 +13,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from PIL import Image
 
 from accounts.models import Membership
 from generations import library
@@ -113,7 +115,7 @@ def test_each_thumbnail_of_a_page_costs_no_query_and_is_the_images_own_file(
             with django_assert_num_queries(0):
                 response = client.get(url)
                 served = b"".join(response.streaming_content)  # the stream ends the request
-            assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+            assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
             with image.thumbnail.open("rb") as stored:
                 assert served == stored.read()
     # An original: the user, and the image by its primary key.
@@ -130,11 +132,31 @@ def test_a_thumbnail_is_refused_to_other_teams_and_under_any_name_but_its_own(po
     assert client_for(stranger).get(f"/media/{image.thumbnail.name}").status_code == 404
     client = client_for(ada)
     # another row's id in a real file's folder; a name the row does not have; no id at all
-    swapped = image.thumbnail.name.replace(str(image.pk), str(other.pk)).replace(".webp", "-x.webp")
+    swapped = image.thumbnail.name.replace(str(image.pk), str(other.pk)).replace(".jpg", "-x.jpg")
     for name in (swapped, f"thumbnails/{team.pk}/{image.pk}.png", f"thumbnails/{team.pk}/thumb.webp"):
         assert client.get(f"/media/{name}").status_code == 404, name
     wrong_team = image.thumbnail.name.replace(f"/{team.pk}/", f"/{team.pk + 1000}/")
     assert client.get(f"/media/{wrong_team}").status_code == 404
+
+
+def test_a_thumbnail_made_when_thumbnails_were_webp_still_opens_as_webp(posters):
+    """Rows stored before thumbnails were JPEGs keep their .webp files and names."""
+    from django.core.files.base import ContentFile
+
+    from generations.media_views import signed_thumbnail_url
+
+    team, ada, _, newest_first = posters
+    image = newest_first[0]
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 80, 40)).save(buffer, "WEBP")
+    old_name = f"thumbnails/{team.pk}/{image.pk}.webp"
+    assert image.thumbnail.storage.save(old_name, ContentFile(buffer.getvalue())) == old_name
+    GalleryImage.objects.filter(pk=image.pk).update(thumbnail=old_name)
+    signed = Client().get(signed_thumbnail_url(old_name))  # no session
+    by_name = client_for(ada).get(f"/media/{old_name}")
+    for response in (signed, by_name):
+        assert response.status_code == 200 and response["Content-Type"] == "image/webp"
+        assert b"".join(response.streaming_content) == buffer.getvalue()
 
 
 def test_a_thumbnail_is_looked_up_by_its_images_primary_key(posters):

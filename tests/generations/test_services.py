@@ -38,7 +38,7 @@ def test_a_job_runs_against_the_api_and_stores_every_artifact(studio_engine):
         with Image.open(image.image.open("rb")) as original:
             assert original.format == "PNG" and original.size == (512, 512)
         with Image.open(image.thumbnail.open("rb")) as thumb:
-            assert thumb.format == "WEBP" and max(thumb.size) <= 384
+            assert thumb.format == "JPEG" and max(thumb.size) <= 384
         assert image.finish_reason == "SUCCESS" and image.seed > 0
     price = price_per_image("stable-diffusion-v1-6", steps=30, width=512, height=512)
     after = team_balance(user.current_team).credits
@@ -159,7 +159,7 @@ def test_a_stored_image_keeps_its_size_metadata_and_gets_a_thumbnail_that_looks_
     assert picture_bytes(stored) == picture_bytes(original)
     assert {"parameters", "studio"} <= set(texts(stored))  # the metadata chunks survive, readable
     with Image.open(image.thumbnail.open("rb")) as thumbnail:
-        assert thumbnail.format == "WEBP" and thumbnail.size == thumb
+        assert thumbnail.format == "JPEG" and thumbnail.size == thumb
         ours = np.asarray(thumbnail.convert("RGB"), dtype=float)
     # Against the picture scaled down and never encoded, it is as faithful as the thumbnail Studio drew
     # before (whole-picture bicubic, WebP method 4): no one would tell them apart.
@@ -176,11 +176,28 @@ def test_a_stored_image_keeps_its_size_metadata_and_gets_a_thumbnail_that_looks_
 def test_a_picture_with_alpha_or_a_palette_gets_a_colour_thumbnail():
     from generations.imaging import picture_of
 
-    for mode in ("RGBA", "P", "L"):
+    for mode in ("RGBA", "P", "L", "LA"):
         picture = picture_of(photo_like_png(512, 256, mode))
         assert (picture.width, picture.height) == (512, 256)
         with Image.open(io.BytesIO(picture.thumbnail)) as thumbnail:
             assert thumbnail.mode == "RGB" and thumbnail.size == (384, 192)
+
+
+def test_a_16_bit_picture_gets_a_thumbnail_in_its_own_tones():
+    import numpy as np
+
+    from generations.imaging import picture_of
+    from tests.images import encode
+
+    tones = np.full((256, 512), 0x4000, dtype=np.uint16)  # a quarter of the way to white
+    tones[:, 256:] = 0xC000  # three quarters
+    picture = picture_of(encode(Image.fromarray(tones)))
+    assert (picture.width, picture.height) == (512, 256)
+    with Image.open(io.BytesIO(picture.thumbnail)) as thumbnail:
+        assert thumbnail.mode == "RGB" and thumbnail.size == (384, 192)
+        left, right = thumbnail.getpixel((40, 96)), thumbnail.getpixel((340, 96))
+    assert all(abs(channel - 0x40) <= 3 for channel in left), left
+    assert all(abs(channel - 0xC0) <= 3 for channel in right), right
 
 
 def test_a_thumbnail_shows_transparent_pixels_as_a_checkerboard_not_the_colours_under_them():
