@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
-from django.db.models import Q
+from django.db.models import Lookup, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -379,12 +379,13 @@ class _Row(models.Func):
     output_field = models.BooleanField()
 
 
-class _RowComparison(models.Func):
-    """`(created_at, id) < (at, pk)` (or `>`): one condition on the pair, which PostgreSQL reads as one range
-    of the indexes that end in (created_at, id), so that a page or a neighbour starts where it is at any
-    depth. The column-by-column OR does not bound the index past its first column."""
+class _RowComparison(Lookup):
+    """`(created_at, id) < (at, pk)` (or `>`): one condition on the pair, which PostgreSQL and SQLite read as
+    one range of the indexes that end in (created_at, id), so that a page or a neighbour starts where it is
+    at any depth. The column-by-column OR does not bound the index past its first column. A lookup, not a
+    function: Django compares a function with TRUE on SQLite (`… = 1`), and SQLite cannot bound an index by
+    such a comparison, so a deep page read every row above it."""
 
-    output_field = models.BooleanField()
     operator = "<"
 
     def __init__(self, created_at: Any, pk: uuid.UUID) -> None:
@@ -395,10 +396,9 @@ class _RowComparison(models.Func):
         )
         super().__init__(columns, values)
 
-    def as_sql(self, compiler: Any, connection: Any, *args: Any, **extra_context: Any) -> Any:
-        columns, values = self.get_source_expressions()
-        columns_sql, columns_params = compiler.compile(columns)
-        values_sql, values_params = compiler.compile(values)
+    def as_sql(self, compiler: Any, connection: Any) -> Any:
+        columns_sql, columns_params = compiler.compile(self.lhs)
+        values_sql, values_params = compiler.compile(self.rhs)
         return f"{columns_sql} {self.operator} {values_sql}", (*columns_params, *values_params)
 
 

@@ -7,6 +7,7 @@ import io
 import re
 from datetime import timedelta
 from html import unescape
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -203,30 +204,62 @@ def test_neighbours_walk_every_image_once_though_many_share_an_instant(posters):
     assert back == newest_first[::-1]
 
 
+def cursor_queries(team, user, middle) -> dict[str, Any]:
+    """What reads from a cursor: the image page's older and newer neighbours, and the next gallery page."""
+    live = GalleryImage.objects.for_team(team).live()
+    oldest = Filters(sort="oldest")
+    return {
+        "older": live.newest_first().before(middle.created_at, middle.pk),
+        "newer": live.after(middle.created_at, middle.pk),
+        "next page, oldest first": after_cursor(
+            ordered(matching(GalleryImage.objects.for_team(team), oldest, user.pk), oldest),
+            oldest,
+            Cursor("oldest", middle.created_at, middle.pk),
+        ),
+    }
+
+
 @pytest.mark.skipif(not POSTGRES, reason="reads PostgreSQL's plan")
 def test_on_postgresql_pages_and_neighbours_start_at_the_whole_cursor_in_the_index(posters):
     team, ada, _, newest_first = posters
-    middle = newest_first[len(newest_first) // 2]
     with connection.cursor() as sql:
         # A test-sized table would be read whole and sorted: ask for the plan a large one gets.
         sql.execute(
             "SET LOCAL enable_seqscan = off; SET LOCAL enable_sort = off; SET LOCAL enable_bitmapscan = off"
         )
-    live = GalleryImage.objects.for_team(team).live()
-    oldest = Filters(sort="oldest")
-    queries = {
-        "older": live.newest_first().before(middle.created_at, middle.pk),
-        "newer": live.after(middle.created_at, middle.pk),
-        "next page, oldest first": after_cursor(
-            ordered(matching(GalleryImage.objects.for_team(team), oldest, ada.pk), oldest),
-            oldest,
-            Cursor("oldest", middle.created_at, middle.pk),
-        ),
-    }
-    for name, query in queries.items():
+    for name, query in cursor_queries(team, ada, newest_first[len(newest_first) // 2]).items():
         plan = query[:25].explain(analyze=True)
         index_cond = plan.split("Index Cond", 1)[1].split("\n")[0]
         assert "team_id =" in index_cond and "ROW(created_at, id)" in index_cond, (name, plan)
+
+
+def test_on_sqlite_pages_and_neighbours_start_at_the_whole_cursor_in_the_index(posters):
+    """`make run`'s SQLite too (planned in a database of its own, whichever one the suite runs on): a
+    deep page once read every row above it, because the cursor's condition reached SQLite as `… = 1`."""
+    from django.db.backends.sqlite3.base import DatabaseWrapper
+    from django.db.utils import ConnectionHandler
+
+    from accounts.models import User
+    from generations.models import Favourite
+
+    team, ada, _, newest_first = posters
+    settings = ConnectionHandler().configure_settings(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    )["default"]
+    sqlite = DatabaseWrapper(settings, alias="plan")
+    try:
+        with sqlite.schema_editor(atomic=False) as editor:
+            for model in (User, GalleryImage, Favourite):  # the tables and indexes a page reads
+                editor.create_model(model)
+        for name, query in cursor_queries(team, ada, newest_first[len(newest_first) // 2]).items():
+            sql, params = query[:25].query.get_compiler(connection=sqlite).as_sql()
+            with sqlite.cursor() as cursor:
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                plan = "\n".join(row[-1] for row in cursor.fetchall())
+            bound = r"USING (COVERING )?INDEX \w+ \(team_id=\? AND \(created_at,id\)[<>]\(\?,\?\)\)"
+            assert re.search(bound, plan), (name, plan)
+    finally:
+        sqlite.close()
 
 
 def test_a_collections_stored_count_follows_its_images_in_and_out_of_the_trash(posters):
